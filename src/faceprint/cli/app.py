@@ -1,0 +1,235 @@
+"""Typer application: detect, verify, identify, demo."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ..errors import FaceprintError
+from ..imageio import DEFAULT_MAX_PIXELS
+
+app = typer.Typer(
+    name="faceprint",
+    help="Face recognition from a photo to a decision: detect, verify, identify.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+
+DetectorOpt = typer.Option("mtcnn", "--detector", "-d", help="Face detector: mtcnn, mmod, mmod-up1, haar.")
+ModelOpt = typer.Option("dlib-resnet-v1", "--model", "-m", help="Embedding model name.")
+JsonOpt = typer.Option(False, "--json", help="Print JSON on stdout (stable shapes).")
+ThreadsOpt = typer.Option(None, "--threads", help="CPU threads for the networks (default: torch's).")
+MaxPixelsOpt = typer.Option(
+    int(os.environ.get("FACEPRINT_MAX_PIXELS", DEFAULT_MAX_PIXELS)),
+    "--max-pixels",
+    help="Refuse images with more pixels than this (decompression-bomb guard).",
+)
+AnnotateOpt = typer.Option(None, "--annotate", help="Write annotated copies of the images to this folder.")
+
+
+def _emit(payload: Any) -> None:
+    sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+
+
+def _round(values: Any, nd: int = 2) -> list[float]:
+    return [round(float(v), nd) for v in values]
+
+
+def _pipeline(detector: str, model: str, threads: Optional[int], max_pixels: int, **kw: Any):  # noqa: ANN202
+    from ..pipeline import FacePipeline
+
+    return FacePipeline(detector=detector, model=model, threads=threads, max_pixels=max_pixels, **kw)
+
+
+@app.command()
+def detect(
+    images: list[Path] = typer.Argument(..., help="Image files."),
+    detector: str = DetectorOpt,
+    json_out: bool = JsonOpt,
+    threads: Optional[int] = ThreadsOpt,
+    max_pixels: int = MaxPixelsOpt,
+    annotate: Optional[Path] = AnnotateOpt,
+) -> None:
+    """Find faces: box [left, top, width, height], score and 5 landmarks per face."""
+    from ..detect import get_detector
+    from ..imageio import load_image
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    det = get_detector(detector)
+    results: list[dict[str, Any]] = []
+    failed = False
+    for path in images:
+        try:
+            image = load_image(path, max_pixels=max_pixels)
+            faces = det.detect(image)
+        except FaceprintError as exc:
+            failed = True
+            results.append({"image": str(path), "error": str(exc)})
+            continue
+        results.append(
+            {
+                "image": str(path),
+                "faces": [
+                    {
+                        "box": _round(f.ltwh()),
+                        "score": round(float(f.score), 4),
+                        "landmarks": [_round(p) for p in f.landmarks] if f.landmarks is not None else None,
+                    }
+                    for f in faces
+                ],
+            }
+        )
+        if annotate is not None:
+            from ..draw import annotate_image
+
+            annotate_image(image, [(f.box, None, None) for f in faces], annotate / f"{path.stem}.png")
+    if json_out:
+        _emit(results)
+    else:
+        for r in results:
+            if "error" in r:
+                err.print(f"[red]{r['image']}: {r['error']}")
+            else:
+                typer.echo(f"{r['image']}: {len(r['faces'])} face(s)")
+                for f in r["faces"]:
+                    typer.echo(f"  box={f['box']} score={f['score']}")
+    raise typer.Exit(1 if failed else 0)
+
+
+@app.command()
+def verify(
+    image_a: Path = typer.Argument(..., help="First photo."),
+    image_b: Path = typer.Argument(..., help="Second photo."),
+    detector: str = DetectorOpt,
+    model: str = ModelOpt,
+    threshold: Optional[float] = typer.Option(None, help="Distance threshold (default: the model's)."),
+    json_out: bool = JsonOpt,
+    threads: Optional[int] = ThreadsOpt,
+    max_pixels: int = MaxPixelsOpt,
+) -> None:
+    """1:1 - are the central faces of two photos the same person?"""
+    try:
+        v = _pipeline(detector, model, threads, max_pixels).verify(image_a, image_b, threshold=threshold)
+    except FaceprintError as exc:
+        if json_out:
+            _emit({"error": str(exc)})
+        else:
+            err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    if json_out:
+        _emit({"distance": round(v.distance, 6), "threshold": v.threshold, "same": v.same})
+    else:
+        verdict = "same person" if v.same else "different people"
+        typer.echo(f"{verdict}: distance {v.distance:.4f} (threshold {v.threshold})")
+
+
+@app.command()
+def identify(
+    images: list[Path] = typer.Argument(..., help="Photos to identify."),
+    known: Path = typer.Option(..., "--known", "-k", help="Folder: photos named after people, or one sub-folder per person."),
+    detector: str = DetectorOpt,
+    model: str = ModelOpt,
+    threshold: Optional[float] = typer.Option(None, help="Distance threshold (default: the model's)."),
+    json_out: bool = JsonOpt,
+    threads: Optional[int] = ThreadsOpt,
+    max_pixels: int = MaxPixelsOpt,
+    annotate: Optional[Path] = AnnotateOpt,
+) -> None:
+    """1:K - who is in these photos? Faces farther than the threshold from everyone are unknown."""
+    pipe = _pipeline(detector, model, threads, max_pixels)
+    try:
+        known_faces = pipe.known_faces(known, on_error="skip")
+    except FaceprintError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    if len(known_faces) == 0:
+        err.print(f"[red]error:[/] no usable face in {known}: give photos with one visible face each")
+        raise typer.Exit(2)
+    results, failed = identify_images(pipe, images, known_faces, threshold, annotate)
+    if json_out:
+        _emit(results)
+    else:
+        print_identities(results)
+    raise typer.Exit(1 if failed else 0)
+
+
+def identify_images(pipe, images, known_faces, threshold, annotate) -> tuple[list[dict[str, Any]], bool]:  # noqa: ANN001
+    """The identify JSON list for some images, and whether any could not be read."""
+    results: list[dict[str, Any]] = []
+    failed = False
+    for path in images:
+        try:
+            matches = pipe.identify(path, known_faces, threshold=threshold)
+        except FaceprintError as exc:
+            failed = True
+            results.append({"image": str(path), "error": str(exc)})
+            continue
+        faces = [
+            {"box": _round(face.detection.ltwh()), "identity": ranked[0].identity, "distance": round(ranked[0].distance, 6)}
+            for face, ranked in matches
+        ]
+        results.append({"image": str(path), "faces": faces})
+        if annotate is not None:
+            from ..draw import annotate_image
+
+            labels = [(f.detection.box, r[0].identity or "unknown", r[0].distance) for f, r in matches]
+            annotate_image(pipe.load(path), labels, Path(annotate) / f"{Path(path).stem}.png")
+    return results, failed
+
+
+def print_identities(results: list[dict[str, Any]]) -> None:
+    table = Table("image", "face box", "identity", "distance")
+    for r in results:
+        if "error" in r:
+            table.add_row(r["image"], "-", f"[red]{r['error']}", "-")
+        elif not r["faces"]:
+            table.add_row(r["image"], "-", "[yellow]no face", "-")
+        for f in r.get("faces", []):
+            table.add_row(r["image"], str(f["box"]), f["identity"] or "unknown", f"{f['distance']:.3f}")
+    Console().print(table)
+
+
+demo_app = typer.Typer(help="Demonstrations on the shared data.", no_args_is_help=True)
+app.add_typer(demo_app, name="demo")
+
+
+@demo_app.command("happy-house")
+def demo_happy_house(
+    data: Path = typer.Option(
+        Path(os.environ.get("FACEPRINT_DATA", "../shared/data")), help="The shared data folder."
+    ),
+    json_out: bool = JsonOpt,
+) -> None:
+    """Enrol the Happy-House people and say who is at camera_0 ... camera_5."""
+    folder = data / "happy-house" / "images"
+    if not folder.is_dir():
+        err.print(f"[red]error:[/] {folder} not found: pass --data to the shared data folder")
+        raise typer.Exit(2)
+    from ..pipeline import FacePipeline
+
+    pipe = FacePipeline()
+    people = sorted(p for p in folder.iterdir() if not p.stem.startswith("camera_"))
+    cameras = sorted(p for p in folder.iterdir() if p.stem.startswith("camera_"))
+    known = pipe.known_faces_from_files([(p.stem, p) for p in people])
+    results, _ = identify_images(pipe, cameras, known, None, None)
+    if json_out:
+        _emit(results)
+        return
+    typer.echo(f"enrolled {len(known.people)} people: {', '.join(known.people)}")
+    print_identities(results)
+
+
+def main() -> None:
+    app()

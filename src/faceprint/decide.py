@@ -1,0 +1,105 @@
+"""Decisions on embeddings: 1:1 verification and 1:K open-set identification."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import FaceprintError
+from .types import Match, Verification
+
+__all__ = ["KnownFaces", "distances", "identify_embeddings", "verify_embeddings"]
+
+
+def distances(queries: np.ndarray, refs: np.ndarray, metric: str = "euclidean") -> np.ndarray:
+    """(Q, D) x (R, D) -> (Q, R) float64 distances: Euclidean, or cosine distance 1 - cos."""
+    q = np.atleast_2d(np.asarray(queries, np.float64))
+    r = np.atleast_2d(np.asarray(refs, np.float64))
+    if q.shape[1] != r.shape[1]:
+        raise FaceprintError(
+            f"embedding sizes differ ({q.shape[1]} vs {r.shape[1]}): they come from different models"
+        )
+    if metric == "cosine":
+        qn = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+        rn = r / np.maximum(np.linalg.norm(r, axis=1, keepdims=True), 1e-12)
+        return 1.0 - qn @ rn.T
+    if metric != "euclidean":
+        raise ValueError(f"unknown metric {metric!r}: use 'euclidean' or 'cosine'")
+    # Expanded form is fast for many refs; clip the tiny negatives it produces by cancellation.
+    d2 = (q * q).sum(1)[:, None] + (r * r).sum(1)[None, :] - 2.0 * q @ r.T
+    return np.sqrt(np.maximum(d2, 0.0))
+
+
+def verify_embeddings(
+    a: np.ndarray, b: np.ndarray, threshold: float, metric: str = "euclidean"
+) -> Verification:
+    """Same person when the distance between two (D,) descriptors is at most the threshold."""
+    d = float(distances(a, b, metric)[0, 0])
+    return Verification(distance=d, threshold=float(threshold), same=d <= threshold)
+
+
+@dataclass(frozen=True)
+class KnownFaces:
+    """The people to recognise: one row per enrolled photo, several rows per person allowed.
+
+    names: (M,) person of each row; vectors: (M, D) float32 descriptors; sources: where each came from.
+    """
+
+    names: tuple[str, ...]
+    vectors: np.ndarray
+    sources: tuple[str, ...] = ()
+    model_id: str = ""
+
+    @classmethod
+    def from_pairs(cls, pairs: Iterable[tuple[str, np.ndarray]], model_id: str = "") -> KnownFaces:
+        items = list(pairs)
+        if not items:
+            return cls((), np.zeros((0, 0), np.float32), (), model_id)
+        names, vecs = zip(*items)
+        return cls(tuple(names), np.stack(vecs).astype(np.float32), (), model_id)
+
+    @property
+    def people(self) -> list[str]:
+        return sorted(set(self.names))
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+def identify_embeddings(
+    queries: np.ndarray,
+    known: KnownFaces,
+    threshold: float,
+    metric: str = "euclidean",
+    top_k: int = 1,
+) -> list[list[Match]]:
+    """Rank known people for each (Q, D) query by their nearest enrolled sample.
+
+    Returns Q lists of up to ``top_k`` Matches, nearest first, one per person. A person farther
+    than the threshold is reported with identity None ("unknown") in first place only: the
+    first entry is the decision, the rest are candidates for display.
+    """
+    q = np.atleast_2d(np.asarray(queries, np.float32))
+    if len(q) == 0:
+        return []
+    if len(known) == 0:
+        return [[Match(None, float("inf"))] for _ in range(len(q))]
+    d = distances(q, known.vectors, metric)
+    people = known.people
+    index = {p: i for i, p in enumerate(people)}
+    cols = np.array([index[n] for n in known.names])
+    # Per-person best distance: the nearest of that person's photos (several photos help).
+    order = np.argsort(cols, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(cols[order]) != 0])
+    best = np.minimum.reduceat(d[:, order], starts, axis=1)  # (Q, P), people in sorted order
+    results: list[list[Match]] = []
+    for row in best:
+        ranked = np.argsort(row, kind="stable")[: max(1, top_k)]
+        matches = [Match(people[i], float(row[i])) for i in ranked]
+        if matches[0].distance > threshold:
+            matches[0] = Match(None, matches[0].distance)
+        results.append(matches)
+    return results
+

@@ -1,0 +1,64 @@
+"""The one error hierarchy of faceprint.
+
+Every error a user can cause derives from :class:`FaceprintError` and also from the built-in
+exception a Python user would expect, so ``except ValueError`` keeps working::
+
+    FaceprintError (Exception)
+    ├── InvalidImageError (ValueError)        input is not a readable image
+    │   └── ImageTooLargeError                more pixels than the configured limit
+    ├── NoFaceError (ValueError)              an image that must hold a face holds none
+    ├── ModelError (RuntimeError)             weights missing, corrupt, or of the wrong kind
+    │   └── WeightsNotFoundError (FileNotFoundError)
+    ├── UnknownNameError (KeyError)           a detector/model name that is not registered
+    └── GalleryError (RuntimeError)           persistent gallery problems (issue 4)
+
+Messages say what was expected, what came, and what to do.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "FaceprintError",
+    "GalleryError",
+    "ImageTooLargeError",
+    "InvalidImageError",
+    "ModelError",
+    "NoFaceError",
+    "UnknownNameError",
+    "WeightsNotFoundError",
+]
+
+
+class FaceprintError(Exception):
+    """Root of every error faceprint raises on purpose."""
+
+
+class InvalidImageError(FaceprintError, ValueError):
+    """The input could not be decoded as an image (unreadable, empty, truncated, not an image)."""
+
+
+class ImageTooLargeError(InvalidImageError):
+    """The image has more pixels than the configured limit (decompression-bomb guard)."""
+
+
+class NoFaceError(FaceprintError, ValueError):
+    """An operation that needs a face found none in the image."""
+
+
+class ModelError(FaceprintError, RuntimeError):
+    """Model weights are missing, corrupt, or not the model that was asked for."""
+
+
+class WeightsNotFoundError(ModelError, FileNotFoundError):
+    """A weights file is not installed and cannot be fetched here."""
+
+
+class UnknownNameError(FaceprintError, KeyError):
+    """A registry lookup (detector, model) named something that is not registered."""
+
+    def __str__(self) -> str:  # KeyError would quote the message otherwise
+        return str(self.args[0]) if self.args else ""
+
+
+class GalleryError(FaceprintError, RuntimeError):
+    """The persistent gallery cannot do what was asked (wrong model, corrupt file, ...)."""

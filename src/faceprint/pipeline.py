@@ -1,0 +1,196 @@
+"""The facade: image -> detections -> aligned chips -> embeddings -> decisions.
+
+Stages never import each other; this module composes them. Everything is batched underneath:
+the single-image calls are thin wrappers over the batch ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from . import align
+from .decide import KnownFaces, identify_embeddings, verify_embeddings
+from .detect import Detector, get_detector
+from .embed import Embedder
+from .errors import FaceprintError, InvalidImageError, NoFaceError
+from .imageio import DEFAULT_MAX_PIXELS, ImageSource, describe_source, load_image
+from .models import ModelSpec
+from .shape_predictor import ShapePredictor
+from .types import Detection, Embedding, Face, FaceChip, Match, Verification
+
+__all__ = ["FacePipeline", "IMAGE_SUFFIXES", "select_face"]
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
+
+Selection = Literal["center", "largest", "best"]
+
+
+def select_face(detections: Sequence[Detection], image_shape: tuple[int, ...], rule: Selection = "center") -> int:
+    """Index of the one face to use when an image must stand for one person.
+
+    center: nearest the image centre (what LFW intends); largest: biggest box; best: top score.
+    """
+    if not detections:
+        raise NoFaceError("no face to select")
+    if rule == "best":
+        return int(np.argmax([d.score for d in detections]))
+    if rule == "largest":
+        return int(np.argmax([d.width * d.height for d in detections]))
+    cy, cx = image_shape[0] / 2.0, image_shape[1] / 2.0
+    return int(np.argmin([(d.center[0] - cx) ** 2 + (d.center[1] - cy) ** 2 for d in detections]))
+
+
+class FacePipeline:
+    """Detection, alignment and embedding with one model's preprocessing contract.
+
+    detector: registered detector name ("mtcnn", "mmod", "haar", ...) or an instance.
+    model: registered embedding model name or spec; weights: explicit weights file.
+    landmarks: "sp5" places dlib's 5-point shape predictor inside each detected box (what the
+        dlib model was trained on); "detector" uses the detector's own 5 points.
+    threads: torch CPU threads; flip: mirror test-time augmentation; max_pixels: image size guard.
+    """
+
+    def __init__(
+        self,
+        detector: str | Detector = "mtcnn",
+        model: str | ModelSpec = "dlib-resnet-v1",
+        *,
+        weights: str | Path | None = None,
+        landmarks: Literal["sp5", "detector"] = "sp5",
+        threads: int | None = None,
+        flip: bool = False,
+        batch_size: int = 32,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    ) -> None:
+        self.detector = get_detector(detector) if isinstance(detector, str) else detector
+        self.embedder = Embedder(model, weights=weights, threads=threads, batch_size=batch_size, flip=flip)
+        self.spec = self.embedder.spec
+        self.landmarks = landmarks
+        self.max_pixels = max_pixels
+        self._sp: ShapePredictor | None = None
+
+    # -- stages -----------------------------------------------------------------------------------
+    def load(self, source: ImageSource) -> np.ndarray:
+        return load_image(source, max_pixels=self.max_pixels)
+
+    @property
+    def shape_predictor(self) -> ShapePredictor:
+        if self._sp is None:
+            self._sp = ShapePredictor.load()
+        return self._sp
+
+    def align(self, image: np.ndarray, detections: Sequence[Detection]) -> list[FaceChip]:
+        """One chip per detection, in the embedding model's expected geometry."""
+        size, padding = self.spec.chip_size, self.spec.padding
+        chips = []
+        for det in detections:
+            points = self._dlib_points(image, det)
+            chips.append(align.extract_dlib_chip(image, points, size=size, padding=padding))
+        return chips
+
+    def _dlib_points(self, image: np.ndarray, det: Detection) -> np.ndarray:
+        """dlib 5-point landmarks (5, 2) for one detection."""
+        if self.landmarks == "detector" and det.landmarks is not None:
+            return align.mtcnn_to_dlib5(det.landmarks)
+        return self.shape_predictor.predict(image, align.dlib_rect(det)).astype(np.float64)
+
+    # -- batched path ---------------------------------------------------------------------------
+    def faces_batch(self, images: Sequence[np.ndarray], keep_chips: bool = False) -> list[list[Face]]:
+        """All faces of each (H, W, 3) uint8 image: detections, chips and descriptors.
+
+        Chips of all images go through the network together, so batching pays off across images.
+        """
+        per_image = self.detector.detect_batch(list(images))
+        chips: list[FaceChip] = []
+        owners: list[tuple[int, Detection]] = []
+        for i, (image, dets) in enumerate(zip(images, per_image)):
+            for det, chip in zip(dets, self.align(image, dets)):
+                chips.append(chip)
+                owners.append((i, det))
+        vectors = self.embedder.embed(chips)
+        out: list[list[Face]] = [[] for _ in images]
+        for (i, det), chip, vec in zip(owners, chips, vectors):
+            emb = Embedding(vector=vec, model_id=self.spec.name)
+            out[i].append(Face(detection=det, embedding=emb, chip=chip if keep_chips else None))
+        return out
+
+    def faces(self, source: ImageSource, keep_chips: bool = False) -> list[Face]:
+        """All faces in one image (empty list when there is none)."""
+        return self.faces_batch([self.load(source)], keep_chips=keep_chips)[0]
+
+    def face(self, source: ImageSource, select: Selection = "center") -> Face:
+        """The one face that stands for the image; NoFaceError when there is none."""
+        image = self.load(source)
+        faces = self.faces_batch([image])[0]
+        if not faces:
+            raise NoFaceError(
+                f"no face found in {describe_source(source)}; use a photo where the face is visible "
+                "and at least ~40 px wide, or try another detector (--detector mmod)"
+            )
+        return faces[select_face([f.detection for f in faces], image.shape, select)]
+
+    # -- decisions ------------------------------------------------------------------------------
+    def verify(self, a: ImageSource, b: ImageSource, threshold: float | None = None) -> Verification:
+        """1:1: are the (central) faces of two images the same person?"""
+        fa, fb = self.face(a), self.face(b)
+        thr = self.spec.threshold if threshold is None else threshold
+        return verify_embeddings(fa.embedding.vector, fb.embedding.vector, thr, self.spec.metric)
+
+    def known_faces(self, root: str | Path, on_error: str = "raise") -> KnownFaces:
+        """Enrol a folder: one sub-folder per person, or one photo per person named after them."""
+        return self.known_faces_from_files(iter_known_dir(root), on_error=on_error)
+
+    def known_faces_from_files(
+        self, items: Iterable[tuple[str, str | Path]], on_error: str = "raise"
+    ) -> KnownFaces:
+        """Enrol (person, photo) pairs; a photo with several faces gives its most central one.
+
+        on_error="skip" passes over unreadable or faceless files instead of raising; their paths
+        are kept in ``self.skipped`` with the reason.
+        """
+        pairs: list[tuple[str, np.ndarray]] = []
+        sources: list[str] = []
+        self.skipped: list[tuple[str, str]] = []
+        for name, path in items:
+            try:
+                pairs.append((name, self.face(path).embedding.vector))
+                sources.append(str(path))
+            except (InvalidImageError, NoFaceError) as exc:
+                if on_error == "raise":
+                    raise
+                self.skipped.append((str(path), str(exc)))
+        known = KnownFaces.from_pairs(pairs, model_id=self.spec.name)
+        return KnownFaces(known.names, known.vectors, tuple(sources), self.spec.name)
+
+    def identify(
+        self, source: ImageSource, known: KnownFaces, threshold: float | None = None, top_k: int = 1
+    ) -> list[tuple[Face, list[Match]]]:
+        """1:K for every face in the image: ranked matches, the first None when unknown."""
+        if known.model_id and known.model_id != self.spec.name:
+            raise FaceprintError(
+                f"known faces were made with model {known.model_id!r}, this pipeline uses "
+                f"{self.spec.name!r}: re-enrol them with the same model"
+            )
+        faces = self.faces(source)
+        thr = self.spec.threshold if threshold is None else threshold
+        vectors = np.stack([f.embedding.vector for f in faces]) if faces else np.zeros((0, 1), np.float32)
+        ranked = identify_embeddings(vectors, known, thr, self.spec.metric, top_k=top_k)
+        return list(zip(faces, ranked))
+
+
+def iter_known_dir(root: str | Path) -> Iterable[tuple[str, Path]]:
+    """(person, image path) pairs from a folder of photos named after people or of sub-folders."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FaceprintError(f"{root} is not a folder of known faces: give a folder of photos")
+    for entry in sorted(root.iterdir()):
+        if entry.is_dir():
+            for path in sorted(entry.iterdir()):
+                if path.suffix.lower() in IMAGE_SUFFIXES:
+                    yield entry.name, path
+        elif entry.suffix.lower() in IMAGE_SUFFIXES:
+            yield entry.stem, entry
