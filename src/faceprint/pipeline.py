@@ -73,6 +73,20 @@ class FacePipeline:
         self.max_pixels = max_pixels
         self._sp: ShapePredictor | None = None
 
+    def settings(self) -> dict[str, object]:
+        """Everything that changes the descriptors (cache keys, reports)."""
+        det = self.detector
+        det_params = {k: v for k, v in vars(det).items() if isinstance(v, (int, float, str, tuple, bool))}
+        return {
+            "detector": det.name,
+            "detector_params": det_params,
+            "model": self.spec.name,
+            "weights": str(self.embedder.weights or ""),
+            "landmarks": self.landmarks,
+            "flip": self.embedder.flip,
+            "chip": [self.spec.chip_size, self.spec.padding],
+        }
+
     # -- stages -----------------------------------------------------------------------------------
     def load(self, source: ImageSource) -> np.ndarray:
         return load_image(source, max_pixels=self.max_pixels)

@@ -233,3 +233,41 @@ def demo_happy_house(
 
 def main() -> None:
     app()
+
+
+eval_app = typer.Typer(help="Evaluate faceprint the way the field does.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+
+
+@eval_app.command("lfw")
+def eval_lfw(
+    root: Path = typer.Option(..., "--root", help="LFW image folder (Name/Name_0001.jpg)."),
+    pairs: Path = typer.Option(..., "--pairs", help="The official pairs.txt (View 2)."),
+    detector: str = DetectorOpt,
+    model: str = ModelOpt,
+    fallback_detector: Optional[str] = typer.Option("mmod-up1", help="Second detector when the first finds no face."),
+    landmarks: str = typer.Option("sp5", help="sp5 (dlib 5-point predictor) or detector (the detector's points)."),
+    flip: bool = typer.Option(False, "--flip", help="Mirror test-time augmentation."),
+    metric: Optional[str] = typer.Option(None, help="euclidean or cosine (default: the model's)."),
+    threads: Optional[int] = ThreadsOpt,
+    json_out: bool = JsonOpt,
+) -> None:
+    """LFW 10-fold verification accuracy (threshold chosen on the other 9 folds)."""
+    from ..evaluate.lfw import evaluate_lfw
+    from ..pipeline import FacePipeline
+
+    pipe = FacePipeline(detector=detector, model=model, threads=threads, flip=flip, landmarks=landmarks)  # type: ignore[arg-type]
+    fb = None
+    if fallback_detector:
+        fb = FacePipeline(detector=fallback_detector, model=model, flip=flip, landmarks=landmarks)  # type: ignore[arg-type]
+        fb.embedder = pipe.embedder  # one network in memory
+    result = evaluate_lfw(pipe, root, pairs, fallback=fb, metric=metric, progress=not json_out)
+    public = {k: v for k, v in result.items() if not k.startswith("_")}
+    if json_out:
+        _emit(public)
+    else:
+        typer.echo(
+            f"LFW accuracy {100 * public['accuracy_mean']:.2f}% ± {100 * public['accuracy_std']:.2f} "
+            f"(VAL@FAR=1e-3 {100 * public['val_at_far_1e-3']:.2f}%, AUC {public['roc_auc']:.4f}, "
+            f"EER {100 * public['eer']:.2f}%), {public['pairs']} pairs, no face by the detector: {public['no_face']}"
+        )
