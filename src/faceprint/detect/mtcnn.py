@@ -27,6 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InvalidImageError, ModelError, WeightsNotFoundError
@@ -184,8 +185,12 @@ def _fast_nms(boxes: np.ndarray, threshold: float, method: str = "union", block:
     for start in range(1, n, block):  # box 0 is always kept
         stop = min(n, start + block)
         cols = slice(start, stop)
-        iw = np.maximum(0.0, np.minimum(x2[:stop, None], x2[None, cols]) - np.maximum(x1[:stop, None], x1[None, cols]))
-        ih = np.maximum(0.0, np.minimum(y2[:stop, None], y2[None, cols]) - np.maximum(y1[:stop, None], y1[None, cols]))
+        iw = np.maximum(
+            0.0, np.minimum(x2[:stop, None], x2[None, cols]) - np.maximum(x1[:stop, None], x1[None, cols])
+        )
+        ih = np.maximum(
+            0.0, np.minimum(y2[:stop, None], y2[None, cols]) - np.maximum(y1[:stop, None], y1[None, cols])
+        )
         inter = iw * ih
         if method == "min":
             denom = np.minimum(area[:stop, None], area[None, cols])
@@ -227,36 +232,34 @@ def _regress(rows: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return rows
 
 
-def _sample_coords(lo: np.ndarray, hi: np.ndarray, length: int, size: int) -> tuple[np.ndarray, ...]:
-    """TF crop_and_resize sampling along one axis for normalised box edges (n,) on an axis of
-    ``length`` px: floor index, ceil index, lerp weight (each (n, size)) and validity mask."""
-    scale = (hi - lo) * np.float32(length - 1) / np.float32(size - 1)
-    coords = lo[:, None] * np.float32(length - 1) + np.arange(size, dtype=np.float32)[None, :] * scale[:, None]
-    valid = (coords >= 0) & (coords <= length - 1)
-    floor = np.floor(coords)
-    lerp = (coords - floor)[..., None].astype(np.float32)
-    lo_i = np.clip(floor, 0, length - 1).astype(np.intp)
-    hi_i = np.clip(np.ceil(coords), 0, length - 1).astype(np.intp)
-    return lo_i, hi_i, lerp, valid
+def _sample_coords(lo: np.ndarray, hi: np.ndarray, length: int, size: int) -> np.ndarray:
+    """Where TF crop_and_resize samples (n, size), in px along an axis of ``length`` px, for
+    normalised box edges ``lo``, ``hi`` (n,) float32; float32 arithmetic as in TF's kernel."""
+    step = (hi - lo) * np.float32(length - 1) / np.float32(size - 1)
+    return lo[:, None] * np.float32(length - 1) + np.arange(size, dtype=np.float32)[None, :] * step[:, None]
 
 
-def _crop_resize(image: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
-    """Crops of ``boxes`` (n, 4) [x1, y1, x2, y2] px from a normalised (H, W, 3) float32 image,
-    resized to (n, size, size, 3) float32 exactly as ``tf.image.crop_and_resize`` does for the
-    package: boxes normalised by (W, H) but mapped back with (W - 1, H - 1), bilinear, 0 outside."""
-    height, width = image.shape[:2]
+def _crop_resize(image: torch.Tensor, boxes: np.ndarray, size: int) -> torch.Tensor:
+    """Crops of ``boxes`` (n, 4+) [x1, y1, x2, y2] px from a normalised (1, 3, H, W) float32 image,
+    resized to (n, 3, size, size) as ``tf.image.crop_and_resize`` does for the package: box edges
+    normalised by (W, H) but mapped back with (W - 1, H - 1), bilinear, 0 (mid-grey) outside."""
+    height, width = image.shape[-2:]
     norm = (boxes[:, :4] / np.array([width, height, width, height], dtype=np.float64)).astype(np.float32)
-    y0, y1, ly, vy = _sample_coords(norm[:, 1], norm[:, 3], height, size)
-    x0, x1, lx, vx = _sample_coords(norm[:, 0], norm[:, 2], width, size)
-    lx = lx[:, None, :, :]  # (n, 1, size, 1) against (n, size, size, 3)
-    ly = ly[:, :, None, :]
-    top = image[y0[:, :, None], x0[:, None, :]]
-    top += (image[y0[:, :, None], x1[:, None, :]] - top) * lx
-    bottom = image[y1[:, :, None], x0[:, None, :]]
-    bottom += (image[y1[:, :, None], x1[:, None, :]] - bottom) * lx
-    top += (bottom - top) * ly
-    top[~(vy[:, :, None] & vx[:, None, :])] = 0.0
-    return top
+    xs = _sample_coords(norm[:, 0], norm[:, 2], width, size)
+    ys = _sample_coords(norm[:, 1], norm[:, 3], height, size)
+    n = len(boxes)
+    # grid_sample with align_corners=True maps -1..1 onto pixel centres 0..L-1, TF's sample space
+    gx = torch.from_numpy(xs * np.float32(2.0 / (width - 1)) - 1).to(image.device)
+    gy = torch.from_numpy(ys * np.float32(2.0 / (height - 1)) - 1).to(image.device)
+    grid = torch.stack([gx[:, None, :].expand(n, size, size), gy[:, :, None].expand(n, size, size)], dim=-1)
+    crops = F.grid_sample(
+        image, grid.reshape(1, n * size, size, 2), mode="bilinear", padding_mode="zeros", align_corners=True
+    )
+    crops = crops.view(3, n, size, size).permute(1, 0, 2, 3)
+    # TF zeroes a sample outside [0, L-1] outright; grid_sample would blend it with the border pixel
+    inside = ((ys >= 0) & (ys <= height - 1))[:, :, None] & ((xs >= 0) & (xs <= width - 1))[:, None, :]
+    crops = crops * torch.from_numpy(inside).to(image.device)[:, None]
+    return crops.contiguous(memory_format=torch.channels_last)
 
 
 # --------------------------------------------------------------------------------------- detector
@@ -305,7 +308,7 @@ class MTCNNDetector:
             with self._lock:
                 if self._nets is None:
                     nets = tuple(
-                        _load_net(net, _weights_file(name)).to(self.device)
+                        _load_net(net, _weights_file(name)).to(self.device, memory_format=torch.channels_last)
                         for net, name in ((_PNet(), "pnet"), (_RNet(), "rnet"), (_ONet(), "onet"))
                     )
                     self._nets = nets  # type: ignore[assignment]
@@ -343,85 +346,91 @@ class MTCNNDetector:
         return scales[(min_dim * scales).astype(np.int64) >= _CELL]
 
     def _detect_same_size(self, images: list[np.ndarray]) -> list[list[Detection]]:
-        """The three stages for images of one shape; boxes are rows [x1, y1, x2, y2, score] px."""
+        """The three stages for images of one shape. Boxes travel as float64 rows
+        [x1, y1, x2, y2, score] in image px, one (n, 5) array per image."""
         pnet, rnet, onet = self._models()
         height, width = images[0].shape[:2]
+        # normalised once at full size, as the package does, then resized: (H, W, 3) float32
         normed = [(im.astype(np.float32) - np.float32(127.5)) / np.float32(128.0) for im in images]
-
         with torch.inference_mode():
-            # Stage 1: P-Net over the pyramid, one forward pass per level for all images
-            per_level: list[list[np.ndarray]] = [[] for _ in images]
-            for scale in self._scales(height, width):
-                # int() truncation: what tf.image.resize does with the package's float sizes
-                h_s, w_s = (np.asarray([height, width]) * scale).astype(np.int32)
-                interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-                level = np.stack([cv2.resize(im, (int(w_s), int(h_s)), interpolation=interp) for im in normed])
-                reg_t, prob_t = pnet(torch.from_numpy(level).to(self.device).permute(0, 3, 1, 2))
-                reg = reg_t.permute(0, 2, 3, 1).cpu().numpy()
-                prob = prob_t.cpu().numpy()
-                b, y, x = np.nonzero(prob > self.thresholds[0])
-                if len(b) == 0:
-                    continue
-                off = reg[b, y, x].astype(np.float64)
-                # window (2x+1 .. 2x+12) at this level, regressed with width 11, back to image px
-                x1 = (2 * x + 1) + off[:, 0] * (_CELL - 1)
-                y1 = (2 * y + 1) + off[:, 1] * (_CELL - 1)
-                x2 = (2 * x + _CELL) + off[:, 2] * (_CELL - 1)
-                y2 = (2 * y + _CELL) + off[:, 3] * (_CELL - 1)
-                rows = np.stack([x1 / scale, y1 / scale, x2 / scale, y2 / scale, prob[b, y, x]], axis=1)
-                for img in np.unique(b):
-                    per_level[img].append(_nms_sorted(rows[b == img], 0.5, "union"))
-            candidates = [
-                _square(_nms_sorted(np.concatenate(levels), 0.7, "union")) if levels else np.zeros((0, 5))
-                for levels in per_level
-            ]
-
-            # Stage 2: R-Net on every candidate of every image in one pass
-            candidates = self._refine(rnet, normed, candidates, 24, self.thresholds[1])
-            candidates = [_square(_nms_sorted(c, 0.7, "union")) for c in candidates]
-
-            # Stage 3: O-Net, landmarks decoded against the squared R-Net box (before regression)
-            counts = [len(c) for c in candidates]
-            if sum(counts) == 0:
+            boxes = self._propose(pnet, normed)
+            if not any(len(b) for b in boxes):
                 return [[] for _ in images]
-            crops = np.concatenate([_crop_resize(im, c, 48) for im, c in zip(normed, candidates) if len(c)])
-            reg_t, marks_t, prob_t = onet(torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2))
-            reg, marks, prob = (t.cpu().numpy().astype(np.float64) for t in (reg_t, marks_t, prob_t))
+            # (1, 3, H, W) views of the same memory for cropping
+            tensors = [torch.from_numpy(im).permute(2, 0, 1)[None].to(self.device) for im in normed]
+            boxes = self._refine(rnet, tensors, boxes)
+            if not any(len(b) for b in boxes):
+                return [[] for _ in images]
+            rows = self._output(onet, tensors, boxes)
+        return [[_to_detection(row, width, height) for row in image_rows] for image_rows in rows]
 
-        results: list[list[Detection]] = []
+    def _propose(self, pnet: _PNet, normed: list[np.ndarray]) -> list[np.ndarray]:
+        """Stage 1: P-Net over the pyramid, one forward pass per level for all images; NMS per
+        level (IoU 0.5) then across levels (0.7); boxes squared."""
+        height, width = normed[0].shape[:2]
+        per_level: list[list[np.ndarray]] = [[] for _ in normed]
+        for scale in self._scales(height, width):
+            # int() truncates, as tf.image.resize does with the package's float sizes
+            h_s, w_s = (np.asarray([height, width]) * scale).astype(np.int32)
+            interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+            level = np.stack([cv2.resize(im, (int(w_s), int(h_s)), interpolation=interp) for im in normed])
+            reg_t, prob_t = pnet(torch.from_numpy(level).to(self.device).permute(0, 3, 1, 2))
+            prob = prob_t.cpu().numpy()
+            b, y, x = np.nonzero(prob > self.thresholds[0])
+            if len(b) == 0:
+                continue
+            off = reg_t.permute(0, 2, 3, 1).cpu().numpy()[b, y, x].astype(np.float64)
+            # the 12 px window at (2x+1, 2y+1) of this level, regressed in units of 11 px
+            x1 = (2 * x + 1) + off[:, 0] * (_CELL - 1)
+            y1 = (2 * y + 1) + off[:, 1] * (_CELL - 1)
+            x2 = (2 * x + _CELL) + off[:, 2] * (_CELL - 1)
+            y2 = (2 * y + _CELL) + off[:, 3] * (_CELL - 1)
+            rows = np.stack([x1 / scale, y1 / scale, x2 / scale, y2 / scale, prob[b, y, x]], axis=1)
+            for img in np.unique(b):
+                per_level[img].append(_nms_sorted(rows[b == img], 0.5, "union"))
+        return [
+            _square(_nms_sorted(np.concatenate(levels), 0.7, "union")) if levels else np.zeros((0, 5))
+            for levels in per_level
+        ]
+
+    def _refine(self, rnet: _RNet, tensors: list[torch.Tensor], boxes: list[np.ndarray]) -> list[np.ndarray]:
+        """Stage 2: R-Net on all images' boxes in one pass; keep score > threshold, NMS 0.7, square."""
+        counts = [len(b) for b in boxes]
+        crops = torch.cat([_crop_resize(t, b, 24) for t, b in zip(tensors, boxes) if len(b)])
+        reg_t, prob_t = rnet(crops)
         splits = np.cumsum(counts)[:-1]
-        for image_rows, r, m, p in zip(
-            candidates, np.split(reg, splits), np.split(marks, splits), np.split(prob, splits)
-        ):
-            w = image_rows[:, 2:3] - image_rows[:, 0:1] + 1
-            h = image_rows[:, 3:4] - image_rows[:, 1:2] + 1
-            lm_x = w * m[:, 0:5] + image_rows[:, 0:1] - 1
-            lm_y = h * m[:, 5:10] + image_rows[:, 1:2] - 1
-            rows = _regress(image_rows, r)
+        reg = np.split(reg_t.cpu().numpy().astype(np.float64), splits)
+        prob = np.split(prob_t.cpu().numpy().astype(np.float64), splits)
+        out = []
+        for rows, r, p in zip(boxes, reg, prob):
+            rows = _regress(rows, r)
+            rows[:, 4] = p
+            out.append(_square(_nms_sorted(rows[p > self.thresholds[1]], 0.7, "union")))
+        return out
+
+    def _output(self, onet: _ONet, tensors: list[torch.Tensor], boxes: list[np.ndarray]) -> list[np.ndarray]:
+        """Stage 3: O-Net on all images' boxes in one pass. Per image, rows
+        [x1, y1, x2, y2, score, lx1..lx5, ly1..ly5] with score > threshold after NMS 0.7 (by the
+        smaller area), best first."""
+        counts = [len(b) for b in boxes]
+        crops = torch.cat([_crop_resize(t, b, 48) for t, b in zip(tensors, boxes) if len(b)])
+        reg_t, marks_t, prob_t = onet(crops)
+        splits = np.cumsum(counts)[:-1]
+        reg, marks, prob = (
+            np.split(t.cpu().numpy().astype(np.float64), splits) for t in (reg_t, marks_t, prob_t)
+        )
+        out = []
+        for rows, r, m, p in zip(boxes, reg, marks, prob):
+            # landmarks are relative to the squared R-Net box, before O-Net's own regression
+            w = rows[:, 2:3] - rows[:, 0:1] + 1
+            h = rows[:, 3:4] - rows[:, 1:2] + 1
+            lm_x = w * m[:, 0:5] + rows[:, 0:1] - 1
+            lm_y = h * m[:, 5:10] + rows[:, 1:2] - 1
+            rows = _regress(rows, r)
             rows[:, 4] = p
             rows = np.concatenate([rows[:, :5], lm_x, lm_y], axis=1)[p > self.thresholds[2]]
             rows = _nms_sorted(rows, 0.7, "min")
-            rows = rows[np.argsort(-rows[:, 4], kind="stable")]
-            results.append([_to_detection(row, width, height) for row in rows])
-        return results
-
-    def _refine(
-        self, rnet: _RNet, normed: list[np.ndarray], candidates: list[np.ndarray], size: int, threshold: float
-    ) -> list[np.ndarray]:
-        """R-Net scores and regresses each image's boxes in one batched pass; keeps score > threshold."""
-        counts = [len(c) for c in candidates]
-        if sum(counts) == 0:
-            return candidates
-        crops = np.concatenate([_crop_resize(im, c, size) for im, c in zip(normed, candidates) if len(c)])
-        reg_t, prob_t = rnet(torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2))
-        reg = reg_t.cpu().numpy().astype(np.float64)
-        prob = prob_t.cpu().numpy().astype(np.float64)
-        out = []
-        splits = np.cumsum(counts)[:-1]
-        for rows, r, p in zip(candidates, np.split(reg, splits), np.split(prob, splits)):
-            rows = _regress(rows, r)
-            rows[:, 4] = p
-            out.append(rows[p > threshold])
+            out.append(rows[np.argsort(-rows[:, 4], kind="stable")])
         return out
 
 
