@@ -69,7 +69,8 @@ def test_batch_equals_single(model: DlibResNet) -> None:
 
 def test_channels_last_matches_reference(model: DlibResNet) -> None:
     plain = load_dlib_resnet(channels_last=False)  # NCHW reference path
-    assert plain.stem.weight.is_contiguous() and model.stem.weight.is_contiguous(memory_format=torch.channels_last)
+    assert plain.stem.weight.is_contiguous()
+    assert model.stem.weight.is_contiguous(memory_format=torch.channels_last)
     chips = _random_chips(2, seed=2)
     np.testing.assert_allclose(
         dlib_resnet_descriptors(model, chips), dlib_resnet_descriptors(plain, chips), atol=1e-5, rtol=0

@@ -12,7 +12,7 @@ from PIL import Image
 from faceprint.detect import get_detector
 from faceprint.detect import mmod
 from faceprint.detect.mmod import MMODDetector
-from faceprint.errors import InvalidImageError
+from faceprint.errors import InvalidImageError, WeightsNotFoundError
 from faceprint.types import Detection
 
 LFW_SMALL = "lfw/lfw-deepfunneled/Aaron_Eckhart/Aaron_Eckhart_0001.jpg"
@@ -75,7 +75,9 @@ def test_detect_batch_equals_detect(data_dir: Path, det0: MMODDetector) -> None:
     assert det0.detect_batch([]) == []
 
 
-def test_upsample_finds_small_faces_in_original_frame(data_dir: Path, det0: MMODDetector, det1: MMODDetector) -> None:
+def test_upsample_finds_small_faces_in_original_frame(
+    data_dir: Path, det0: MMODDetector, det1: MMODDetector
+) -> None:
     image = load(data_dir, LFW_SMALL)  # 250 x 250, face ~ 100 px
     small = np.ascontiguousarray(image[::2, ::2])  # 125 x 125: face ~ 50 px, near the 40 px limit
     faces = det1.detect(small)
@@ -118,7 +120,9 @@ def test_threshold_and_gray_input(data_dir: Path, det0: MMODDetector) -> None:
     assert det0.detect(gray) == det0.detect(np.repeat(gray[:, :, None], 3, axis=2))
 
 
-def test_strips_equal_single_pass(data_dir: Path, det0: MMODDetector, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_strips_equal_single_pass(
+    data_dir: Path, det0: MMODDetector, monkeypatch: pytest.MonkeyPatch
+) -> None:
     image = load(data_dir, LFW_SMALL)
     planes = np.ascontiguousarray(np.moveaxis(image, 2, 0))
     rects, rows, cols = mmod.tiled_pyramid_layout(250, 250)
@@ -145,6 +149,8 @@ def test_bad_arguments() -> None:
         det.detect_batch([np.zeros((10, 10, 4), dtype=np.uint8)])
     with pytest.raises(ValueError):
         MMODDetector(upsample=-1)
+    with pytest.raises(WeightsNotFoundError):
+        MMODDetector(path="/nonexistent/mmod_human_face_detector.dat")
     assert det.detect(np.zeros((0, 0, 3), dtype=np.uint8)) == []
     assert det.detect(np.zeros((3, 3, 3), dtype=np.uint8)) == []  # smaller than the net's view
 

