@@ -248,7 +248,12 @@ def demo_happy_house(
 
 
 def main() -> None:
-    app()
+    """Console entry point: a FaceprintError ends the run with its message, not a traceback."""
+    try:
+        app()
+    except FaceprintError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        sys.exit(2)
 
 
 eval_app = typer.Typer(help="Evaluate faceprint the way the field does.", no_args_is_help=True)
