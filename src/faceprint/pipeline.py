@@ -76,7 +76,11 @@ class FacePipeline:
     def settings(self) -> dict[str, object]:
         """Everything that changes the descriptors (cache keys, reports)."""
         det = self.detector
-        det_params = {k: v for k, v in vars(det).items() if isinstance(v, (int, float, str, tuple, bool))}
+        det_params = {
+            k: v
+            for k, v in sorted(vars(det).items())
+            if not k.startswith("_") and _plain(v)
+        }
         return {
             "detector": det.name,
             "detector_params": det_params,
@@ -194,6 +198,13 @@ class FacePipeline:
         vectors = np.stack([f.embedding.vector for f in faces]) if faces else np.zeros((0, 1), np.float32)
         ranked = identify_embeddings(vectors, known, thr, self.spec.metric, top_k=top_k)
         return list(zip(faces, ranked))
+
+
+def _plain(value: object) -> bool:
+    """True for JSON-able settings values (numbers, strings, and tuples/lists of them)."""
+    if isinstance(value, (tuple, list)):
+        return all(_plain(v) for v in value)
+    return isinstance(value, (bool, int, float, str)) or value is None
 
 
 def iter_known_dir(root: str | Path) -> Iterable[tuple[str, Path]]:

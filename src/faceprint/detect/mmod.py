@@ -59,7 +59,7 @@ MODEL_FILE = "mmod_human_face_detector.dat"
 _PYR_RATE = (6 - 1.0) / 6  # pyramid_down<6>: every level is 5/6 of the previous one
 _PYR_UP = 6 / (6 - 1.0)  # pyramid_down<6>::point_up ratio (1.2)
 _MIN_LEVEL_ROWS = 5  # dlib stops the tiled pyramid before a level under 5 rows
-_ROW_CHUNK = 64  # output rows resized at once: keeps the NumPy temporaries small
+_ROW_CHUNK = 32  # output rows resized at once: keeps the NumPy temporaries small
 # Canvas pixels above which the net runs in row strips (bounds activations to ~0.5 GB: the
 # first conv's output alone is 16 channels at a quarter of the canvas area).
 _STRIP_PIXELS = 16_000_000
@@ -381,8 +381,10 @@ class _Model:
         self.padding = int(dnn.input.get("pyramid_padding", 10))
         self.outer_padding = int(dnn.input.get("pyramid_outer_padding", 11))
         opts = dnn.loss["options"]
-        self.window = tuple(int(v) for v in opts["detector_windows"][0])  # (width, height)
-        self.nms = (float(opts["overlaps_nms"][0]), float(opts["overlaps_nms"][1]))
+        width, height = opts["detector_windows"][0]
+        self.window: tuple[int, int] = (int(width), int(height))  # 80 x 80 in the shipped file
+        # (iou_thresh, percent_covered_thresh) = (0.338..., 1.0) in the shipped file
+        self.nms: tuple[float, float] = (float(opts["overlaps_nms"][0]), float(opts["overlaps_nms"][1]))
 
 
 # ----------------------------------------------------------------------------------- decoding
