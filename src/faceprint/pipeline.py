@@ -49,9 +49,14 @@ class FacePipeline:
 
     detector: registered detector name ("mtcnn", "mmod", "haar", ...) or an instance.
     model: registered embedding model name or spec; weights: explicit weights file.
-    landmarks: "sp5" places dlib's 5-point shape predictor inside each detected box (what the
-        dlib model was trained on); "detector" uses the detector's own 5 points.
-    threads: torch CPU threads; flip: mirror test-time augmentation; max_pixels: image size guard.
+    landmarks: "detector" aligns on the detector's own 5 points (MTCNN's eye centres, nose and
+        mouth corners mapped through dlib's mean face); "sp5" runs dlib's 5-point shape predictor
+        inside each box. Detectors without points (MMOD, Haar) always use "sp5". On LFW (10 folds,
+        MTCNN, flip) "detector" scores 99.22% against 99.00% for "sp5": the predictor was trained
+        on dlib's boxes, not MTCNN's.
+    threads: torch CPU threads; max_pixels: image size guard.
+    flip: mirror test-time augmentation (mean of the chip's and its mirror's descriptors): twice
+        the network time for +0.3 points of LFW accuracy, so on by default.
     """
 
     def __init__(
@@ -60,9 +65,9 @@ class FacePipeline:
         model: str | ModelSpec = "dlib-resnet-v1",
         *,
         weights: str | Path | None = None,
-        landmarks: Literal["sp5", "detector"] = "sp5",
+        landmarks: Literal["sp5", "detector"] = "detector",
         threads: int | None = None,
-        flip: bool = False,
+        flip: bool = True,
         batch_size: int = 32,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
     ) -> None:

@@ -114,6 +114,8 @@ def embed_images(
                 vectors[i], how[i] = pipe.embedder.embed(chip)[0], "center"
         if store:
             store.put([paths[i] for i in idx], vectors[idx], [how[i] for i in idx])
+            if (start // batch) % 50 == 49:
+                store.save()  # an interrupted run keeps most of its work
         bar.update(len(idx))
     bar.close()
     if store:
