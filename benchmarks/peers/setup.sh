@@ -8,6 +8,11 @@ VENV=${FACEPRINT_PEERS_VENV:-$HOME/.cache/faceprint-peers/venv}
 if "$VENV/bin/python" -c "import dlib, face_recognition" 2>/dev/null; then
   echo "peers venv ready: $VENV"; exit 0
 fi
+# dlib finds no BLAS without these and falls back to its own ~10x slower matrix code: an unfair
+# peer. (Debian/Ubuntu; elsewhere install OpenBLAS + LAPACK headers by hand.)
+if command -v apt-get >/dev/null && ! dpkg -s libopenblas-dev >/dev/null 2>&1; then
+  apt-get update -qq && apt-get install -y -qq libopenblas-dev liblapack-dev
+fi
 python3 -m venv "$VENV"
 "$VENV/bin/pip" install -q --upgrade pip setuptools wheel cmake
 "$VENV/bin/pip" install -q torch==2.13.0          # CPU build, for facenet-pytorch
