@@ -174,7 +174,8 @@ def test_boxes_in_original_coordinates(detector: MTCNNDetector, data_dir: Path) 
 
 def test_tiny_and_invalid_images(detector: MTCNNDetector) -> None:
     assert detector.detect(np.zeros((11, 40, 3), np.uint8)) == []
-    assert detector.detect(np.zeros((0, 0, 3), np.uint8)) == []
+    with pytest.raises(InvalidImageError, match="empty"):
+        detector.detect(np.zeros((0, 0, 3), np.uint8))
     with pytest.raises(InvalidImageError):
         detector.detect(np.zeros((50, 50), np.uint8))
     with pytest.raises(InvalidImageError):

@@ -21,6 +21,7 @@ import math
 import cv2
 import numpy as np
 
+from ._validate import check_pixels
 from .errors import InvalidImageError
 from .types import Detection, FaceChip
 
@@ -288,17 +289,8 @@ def _bilinear(img: np.ndarray, m: np.ndarray, size: int) -> np.ndarray:
 
 def _as_rgb_or_gray(image: np.ndarray) -> np.ndarray:
     """(H, W, C) uint8 view with C = 3 (RGB) or 1 (gray)."""
-    img = np.asarray(image)
-    if img.ndim == 2:
-        img = img[:, :, None]
-    if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] not in (1, 3):
-        raise InvalidImageError(
-            f"alignment takes an (H, W, 3) uint8 RGB or (H, W) uint8 gray image, "
-            f"got {img.shape} {img.dtype}"
-        )
-    if img.shape[0] == 0 or img.shape[1] == 0:
-        raise InvalidImageError(f"alignment got an empty image of shape {img.shape}")
-    return img
+    img = check_pixels(image, "alignment", gray="keep")
+    return img[:, :, None] if img.ndim == 2 else img
 
 
 def extract_dlib_chip(

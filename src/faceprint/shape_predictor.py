@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._validate import check_pixels
 from ._dlib_format import DlibReader
 from ._resources import cache_dir, package_file, sha256_file
 from .errors import InvalidImageError, ModelError
@@ -311,20 +312,6 @@ def _load_arrays(path: Path) -> dict[str, np.ndarray]:
 # -- evaluation -------------------------------------------------------------------------------
 
 
-def _check_image(image: np.ndarray) -> np.ndarray:
-    img = np.asarray(image)
-    if img.ndim == 3 and img.shape[2] == 1:
-        img = img[:, :, 0]
-    if img.dtype != np.uint8 or not (img.ndim == 2 or (img.ndim == 3 and img.shape[2] == 3)):
-        raise InvalidImageError(
-            f"shape predictor takes an (H, W, 3) uint8 RGB or (H, W) uint8 gray image, got "
-            f"{img.shape} {img.dtype}"
-        )
-    if img.shape[0] == 0 or img.shape[1] == 0:
-        raise InvalidImageError(f"shape predictor got an empty image of shape {img.shape}")
-    return img
-
-
 def _check_rects(rects: Sequence[Rect] | np.ndarray) -> np.ndarray:
     r = np.asarray(rects)
     if r.size == 0:
@@ -422,11 +409,11 @@ class ShapePredictor:
             image (pixels outside read as 0, as in dlib).
         Returns (P, 2) int64 (x, y) pixel coordinates, identical to dlib's.
         """
-        return self._run(_check_image(image), _check_rects([rect]))[0]
+        return self._run(check_pixels(image, "ShapePredictor", gray="keep"), _check_rects([rect]))[0]
 
     def predict_many(self, image: np.ndarray, rects: Sequence[Rect] | np.ndarray) -> list[np.ndarray]:
         """:meth:`predict` for several boxes of one image, evaluated together (list of (P, 2) int64)."""
-        img = _check_image(image)
+        img = check_pixels(image, "ShapePredictor", gray="keep")
         r = _check_rects(rects)
         out: list[np.ndarray] = []
         for lo in range(0, len(r), 64):  # bounded memory for crowds

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from .._validate import check_pixels
 from ..errors import InvalidImageError, ModelError
 from ..types import Detection
 
@@ -86,7 +87,7 @@ class HaarDetector:
 
         Boxes are (left, top, right, bottom) float pixels, right/bottom exclusive; landmarks None.
         """
-        _check_image(image)
+        check_pixels(image, "HaarDetector.detect")
         classifier = self._load()
         gray = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
         # No histogram equalisation: on the test photos it added false positives without
@@ -129,18 +130,3 @@ def _cascade_path(cascade: str) -> str:
     if not os.path.isfile(path):
         raise ModelError(f"Haar cascade {cascade!r} is not in {folder}; {_INSTALL_HINT}")
     return path
-
-
-def _check_image(image: np.ndarray) -> None:
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        got = (
-            f"{image.dtype} array of shape {image.shape}"
-            if isinstance(image, np.ndarray)
-            else type(image).__name__
-        )
-        raise InvalidImageError(
-            f"HaarDetector.detect needs an (H, W, 3) uint8 RGB array, got {got}; "
-            "convert with faceprint.load_image(...)"
-        )
-    if image.shape[0] == 0 or image.shape[1] == 0:
-        raise InvalidImageError(f"HaarDetector.detect got an empty image of shape {image.shape}")

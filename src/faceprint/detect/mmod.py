@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .._validate import check_pixels
 from .._dlib_dnn import DnnFile, fold_bn, read_dnn
 from .._resources import package_file
 from ..errors import InvalidImageError, ModelError, WeightsNotFoundError
@@ -540,13 +541,13 @@ class MMODDetector:
     def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:
         """:meth:`detect` for each image (the net runs per image: one canvas is already large)."""
         for i, image in enumerate(images):
-            _check_image(image, i)
+            check_pixels(image, f"MMODDetector, image {i}", gray="expand")
         return [self.detect(image) for image in images]
 
     def detect_rects(self, image: np.ndarray) -> list[tuple[int, int, int, int, float]]:
         """dlib's output: (left, top, right, bottom) inclusive int px and confidence per face,
         best first, exactly as ``dlib.cnn_face_detection_model_v1(path)(image, upsample)``."""
-        image = _check_image(image, 0)
+        image = check_pixels(image, "MMODDetector", gray="expand")
         h, w = image.shape[:2]
         if h * w == 0:
             return []
@@ -602,20 +603,3 @@ class MMODDetector:
                 pts = pts / 2.0 - np.array([1.25, 0.75, 1.25, 0.75])
             boxes = _lround(pts)
         return [(int(l), int(t), int(r), int(b), float(s)) for (l, t, r, b), s in zip(boxes, conf)]
-
-
-def _check_image(image: Any, index: int) -> np.ndarray:
-    """The image as (H, W, 3) uint8; a 2-D uint8 gray image is expanded to RGB (as dlib does)."""
-    if isinstance(image, np.ndarray) and image.dtype == np.uint8:
-        if image.ndim == 3 and image.shape[2] == 3:
-            return image
-        if image.ndim == 2:
-            return np.repeat(image[:, :, None], 3, axis=2)
-    if isinstance(image, np.ndarray):
-        got = f"{image.dtype} array of shape {image.shape}"
-    else:
-        got = type(image).__name__
-    raise InvalidImageError(
-        f"image {index}: expected an (H, W, 3) uint8 RGB array, got {got}; "
-        "load images with faceprint's image loader or convert them first"
-    )

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._validate import check_pixels
 from .._resources import package_file
 from ..errors import InvalidImageError, ModelError
 from ..types import Detection
@@ -325,7 +326,7 @@ class MTCNNDetector:
         """Faces per image for (H, W, 3) uint8 RGB images. Images of equal size share P-Net passes;
         R-Net and O-Net see all crops of a chunk at once. Results equal :meth:`detect` per image."""
         for i, image in enumerate(images):
-            _check_image(image, i)
+            check_pixels(image, f"MTCNNDetector, image {i}")
         results: list[list[Detection]] = [[] for _ in images]
         by_shape: dict[tuple[int, ...], list[int]] = {}
         for i, image in enumerate(images):
@@ -434,19 +435,6 @@ class MTCNNDetector:
             rows = _nms_sorted(rows, 0.7, "min")
             out.append(rows[np.argsort(-rows[:, 4], kind="stable")])
         return out
-
-
-def _check_image(image: np.ndarray, index: int) -> None:
-    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        got = (
-            f"{image.dtype} array of shape {image.shape}"
-            if isinstance(image, np.ndarray)
-            else type(image).__name__
-        )
-        raise InvalidImageError(
-            f"image {index}: expected an (H, W, 3) uint8 RGB array, got {got}; "
-            "load files with faceprint.load_image or convert the array first"
-        )
 
 
 def _to_detection(row: np.ndarray, width: int, height: int) -> Detection:
