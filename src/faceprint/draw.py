@@ -30,8 +30,9 @@ def annotate_image(image: np.ndarray, labels: Sequence[Label], out: str | Path) 
             scale = 0.5 * unit
             (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, unit)
             y = max(t, th + base + 2)
-            cv2.rectangle(canvas, (l, y - th - base - 2), (l + tw + 4, y), colour, -1)
-            cv2.putText(canvas, text, (l + 2, y - base), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), unit)
+            x = max(0, min(l, canvas.shape[1] - tw - 4))  # keep the label inside the picture
+            cv2.rectangle(canvas, (x, y - th - base - 2), (x + tw + 4, y), colour, -1)
+            cv2.putText(canvas, text, (x + 2, y - base), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), unit)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(out), canvas):

@@ -191,14 +191,16 @@ def identify_images(pipe, images, known_faces, threshold, annotate) -> tuple[lis
 
 
 def print_identities(results: list[dict[str, Any]]) -> None:
-    table = Table("image", "face box", "identity", "distance")
+    table = Table("image", "face box [l, t, w, h]", "identity", "distance")
     for r in results:
+        name = Path(r["image"]).name
         if "error" in r:
-            table.add_row(r["image"], "-", f"[red]{r['error']}", "-")
+            table.add_row(name, "-", f"[red]{r['error']}", "-")
         elif not r["faces"]:
-            table.add_row(r["image"], "-", "[yellow]no face", "-")
+            table.add_row(name, "-", "[yellow]no face", "-")
         for f in r.get("faces", []):
-            table.add_row(r["image"], str(f["box"]), f["identity"] or "unknown", f"{f['distance']:.3f}")
+            box = "[" + ", ".join(f"{v:.0f}" for v in f["box"]) + "]"
+            table.add_row(name, box, f["identity"] or "unknown", f"{f['distance']:.3f}")
     Console().print(table)
 
 
