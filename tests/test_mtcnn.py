@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image, ImageOps
@@ -214,3 +215,15 @@ def test_bad_arguments() -> None:
         MTCNNDetector(thresholds=(0.6, 0.7))
     with pytest.raises(ValueError):
         MTCNNDetector(min_face_size=0)
+
+
+def test_huge_image_is_shrunk_and_mapped_back(data_dir: Path) -> None:
+    image = load(data_dir / "misc" / "obama.jpg")
+    big = cv2.resize(image, (image.shape[1] * 3, image.shape[0] * 3), interpolation=cv2.INTER_LINEAR)
+    [face] = MTCNNDetector(max_side=1200).detect(big)  # 2730 x 3411 px searched at 1200 px
+    [ref] = MTCNNDetector().detect(image)
+    # MTCNN boxes move a little with the pyramid scale; within 5% of the face width is the same box
+    np.testing.assert_allclose(np.array(face.box) / 3, ref.box, atol=0.05 * ref.width)
+    np.testing.assert_allclose(face.landmarks / 3, ref.landmarks, atol=0.03 * ref.width)
+    with pytest.raises(ValueError, match="max_side"):
+        MTCNNDetector(max_side=5)

@@ -270,6 +270,10 @@ class MTCNNDetector:
     thresholds: face-probability cut-offs of P-Net, R-Net and O-Net. O-Net 0.8 as the mtcnn
         1.0.0 package: the original code's 0.7 keeps clothing patches (0.79 on misc/obama.jpg).
     scale_factor: ratio between consecutive pyramid levels, in (0, 1).
+    max_side: images whose longer side exceeds this many px are shrunk to it (INTER_AREA) before
+        detection and the results mapped back. A 7000 px photo then takes ~1 s instead of ~20 s
+        and loses only faces under ~min_face_size x (side / max_side) px, which at that size are
+        mostly false alarms. None searches the full resolution.
     device: torch device for the three nets.
     """
 
@@ -280,6 +284,7 @@ class MTCNNDetector:
         min_face_size: int = 20,
         thresholds: Sequence[float] = (0.6, 0.7, 0.8),
         scale_factor: float = 0.709,
+        max_side: int | None = 2048,
         device: str = "cpu",
     ) -> None:
         if not min_face_size > 0:
@@ -292,6 +297,9 @@ class MTCNNDetector:
         self.min_face_size = min_face_size
         self.thresholds: tuple[float, float, float] = (values[0], values[1], values[2])
         self.scale_factor = float(scale_factor)
+        if max_side is not None and max_side < 2 * _CELL:
+            raise ValueError(f"max_side must be None or at least {2 * _CELL} px, got {max_side!r}")
+        self.max_side = max_side
         self.device = torch.device(device)
         self._nets: tuple[_PNet, _RNet, _ONet] | None = None
         self._lock = threading.Lock()
@@ -299,7 +307,7 @@ class MTCNNDetector:
     def __repr__(self) -> str:
         return (
             f"MTCNNDetector(min_face_size={self.min_face_size}, thresholds={self.thresholds}, "
-            f"scale_factor={self.scale_factor}, device={str(self.device)!r})"
+            f"scale_factor={self.scale_factor}, max_side={self.max_side}, device={str(self.device)!r})"
         )
 
     def _models(self) -> tuple[_PNet, _RNet, _ONet]:
@@ -327,6 +335,15 @@ class MTCNNDetector:
         R-Net and O-Net see all crops of a chunk at once. Results equal :meth:`detect` per image."""
         for i, image in enumerate(images):
             check_pixels(image, f"MTCNNDetector, image {i}")
+        factors = [self._shrink_factor(image) for image in images]
+        if any(f < 1.0 for f in factors):
+            images = [
+                image if f == 1.0 else cv2.resize(
+                    image, (max(1, round(image.shape[1] * f)), max(1, round(image.shape[0] * f))),
+                    interpolation=cv2.INTER_AREA,
+                )
+                for image, f in zip(images, factors)
+            ]
         results: list[list[Detection]] = [[] for _ in images]
         by_shape: dict[tuple[int, ...], list[int]] = {}
         for i, image in enumerate(images):
@@ -336,8 +353,12 @@ class MTCNNDetector:
             for start in range(0, len(indices), _MAX_BATCH):
                 chunk = indices[start : start + _MAX_BATCH]
                 for i, dets in zip(chunk, self._detect_same_size([images[i] for i in chunk])):
-                    results[i] = dets
+                    results[i] = dets if factors[i] == 1.0 else [_rescale(d, 1.0 / factors[i]) for d in dets]
         return results
+
+    def _shrink_factor(self, image: np.ndarray) -> float:
+        side = max(image.shape[:2])
+        return 1.0 if self.max_side is None or side <= self.max_side else self.max_side / side
 
     # ------------------------------------------------------------------------------- pipeline
     def _scales(self, height: int, width: int) -> np.ndarray:
@@ -448,3 +469,10 @@ def _to_detection(row: np.ndarray, width: int, height: int) -> Detection:
         landmarks=landmarks,
         detector=MTCNNDetector.name,
     )
+
+
+def _rescale(det: Detection, k: float) -> Detection:
+    """A detection made on a resized image, in the original image's pixels (x k)."""
+    box = tuple(float(v) * k for v in det.box)
+    marks = None if det.landmarks is None else det.landmarks * k
+    return Detection(box=box, score=det.score, landmarks=marks, detector=det.detector)  # type: ignore[arg-type]
