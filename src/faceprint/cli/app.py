@@ -239,7 +239,8 @@ def demo_happy_house(
         _emit({"identify": results, "verify": checks})
         return
     typer.echo(f"enrolled {len(known.people)} people from {folder}: {', '.join(known.people)}")
-    table = Table("camera", "who", "distance", title="who is at the door? (threshold %.2f)" % pipe.spec.threshold)
+    typer.echo(f"who is at the door? (distance threshold {pipe.spec.threshold:.2f})")
+    table = Table("camera", "who", "distance")
     for r in results:
         for f in r.get("faces", []):
             table.add_row(Path(r["image"]).stem, f["identity"] or "unknown", f"{f['distance']:.3f}")
