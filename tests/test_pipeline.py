@@ -75,3 +75,16 @@ def test_select_face_rules() -> None:
     assert select_face(dets, (200, 200, 3), "best") == 0
     with pytest.raises(NoFaceError):
         select_face([], (10, 10, 3))
+
+
+def test_enrolment_skips_bad_files_and_says_why(pipe: FacePipeline, data_dir: Path, tmp_path: Path) -> None:
+    hh = data_dir / "happy-house" / "images"
+    (tmp_path / "kian.jpg").write_bytes((hh / "kian.jpg").read_bytes())
+    (tmp_path / "broken.jpg").write_bytes((data_dir / "misc" / "invalid" / "truncated.jpg").read_bytes())
+    (tmp_path / "wall.png").write_bytes((data_dir / "misc" / "blank_white.png").read_bytes())
+    with pytest.raises(InvalidImageError, match="broken.jpg"):
+        pipe.known_faces(tmp_path)
+    known = pipe.known_faces(tmp_path, on_error="skip")
+    assert known.people == ["kian"]
+    assert sorted(Path(p).name for p, _ in pipe.skipped) == ["broken.jpg", "wall.png"]
+    assert any("no face" in why for _, why in pipe.skipped)

@@ -77,6 +77,7 @@ class FacePipeline:
         self.landmarks = landmarks
         self.max_pixels = max_pixels
         self._sp: ShapePredictor | None = None
+        self.skipped: list[tuple[str, str]] = []  # (file, reason) passed over by the last enrolment
 
     def settings(self) -> dict[str, object]:
         """Everything that changes the descriptors (cache keys, reports)."""
@@ -175,17 +176,32 @@ class FacePipeline:
         on_error="skip" passes over unreadable or faceless files instead of raising; their paths
         are kept in ``self.skipped`` with the reason.
         """
+        if on_error not in ("raise", "skip"):
+            raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
         pairs: list[tuple[str, np.ndarray]] = []
         sources: list[str] = []
-        self.skipped: list[tuple[str, str]] = []
-        for name, path in items:
-            try:
-                pairs.append((name, self.face(path).embedding.vector))
+        self.skipped = []
+        items = list(items)
+        for start in range(0, len(items), 32):  # photos go through the networks 32 at a time
+            loaded: list[tuple[str, Path, np.ndarray]] = []
+            for name, path in items[start : start + 32]:
+                try:
+                    loaded.append((name, Path(path), self.load(path)))
+                except InvalidImageError as exc:
+                    if on_error == "raise":
+                        raise
+                    self.skipped.append((str(path), str(exc)))
+            batch = self.faces_batch([image for _, _, image in loaded])
+            for (name, path, image), faces in zip(loaded, batch):
+                if not faces:
+                    exc = NoFaceError(f"no face found in {path}; use a photo where the face is visible")
+                    if on_error == "raise":
+                        raise exc
+                    self.skipped.append((str(path), str(exc)))
+                    continue
+                k = select_face([f.detection for f in faces], image.shape, "center")
+                pairs.append((name, faces[k].embedding.vector))
                 sources.append(str(path))
-            except (InvalidImageError, NoFaceError) as exc:
-                if on_error == "raise":
-                    raise
-                self.skipped.append((str(path), str(exc)))
         known = KnownFaces.from_pairs(pairs, model_id=self.spec.name)
         return KnownFaces(known.names, known.vectors, tuple(sources), self.spec.name)
 

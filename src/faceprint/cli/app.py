@@ -155,6 +155,8 @@ def identify(
     except FaceprintError as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
+    for path, reason in pipe.skipped:
+        err.print(f"[yellow]skipped known photo[/] {path}: {reason}")
     if len(known_faces) == 0:
         err.print(f"[red]error:[/] no usable face in {known}: give photos with one visible face each")
         raise typer.Exit(2)
