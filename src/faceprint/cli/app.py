@@ -24,7 +24,9 @@ app = typer.Typer(
 )
 err = Console(stderr=True)
 
-DetectorOpt = typer.Option("mtcnn", "--detector", "-d", help="Face detector: mtcnn, mmod, mmod-up1, haar.")
+DetectorOpt = typer.Option(
+    "mtcnn", "--detector", "-d", help="Face detector: mtcnn, mmod, mmod-up1, haar; add -upright to search turned photos."
+)
 ModelOpt = typer.Option("dlib-resnet-v1", "--model", "-m", help="Embedding model name.")
 JsonOpt = typer.Option(False, "--json", help="Print JSON on stdout (stable shapes).")
 ThreadsOpt = typer.Option(None, "--threads", help="CPU threads for the networks (default: torch's).")

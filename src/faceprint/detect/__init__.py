@@ -42,11 +42,20 @@ def register_detector(name: str, target: str, **defaults: Any) -> None:
 
 
 def list_detectors() -> list[str]:
+    """Registered names; each also exists with the suffix "-upright" (rotation search)."""
     return sorted(_DETECTORS)
 
 
 def get_detector(name: str, **kwargs: Any) -> Detector:
-    """A new detector instance by registered name; kwargs override the registered defaults."""
+    """A new detector instance by registered name; kwargs override the registered defaults.
+
+    Any name with the suffix "-upright" (e.g. "mtcnn-upright") also searches images where no
+    face is found at 90, 180 and 270 degrees (:class:`faceprint.detect.upright.UprightSearch`).
+    """
+    if name.endswith("-upright") and name not in _DETECTORS:
+        from .upright import UprightSearch
+
+        return UprightSearch(get_detector(name[: -len("-upright")], **kwargs))
     try:
         target, defaults = _DETECTORS[name]
     except KeyError:
