@@ -279,9 +279,12 @@ def eval_lfw(
     metric: Optional[str] = typer.Option(None, help="euclidean or cosine (default: the model's)."),
     threads: Optional[int] = ThreadsOpt,
     json_out: bool = JsonOpt,
+    out: Optional[Path] = typer.Option(
+        None, "--out", help="Write a report here: pairs.csv, roc.png, distances.png, worst_pairs.png, report.md."
+    ),
 ) -> None:
     """LFW 10-fold verification accuracy (threshold chosen on the other 9 folds)."""
-    from ..evaluate.lfw import evaluate_lfw
+    from ..evaluate.lfw import evaluate_lfw, read_lfw_pairs
     from ..pipeline import FacePipeline
 
     pipe = FacePipeline(detector=detector, model=model, threads=threads, flip=flip, landmarks=landmarks)  # type: ignore[arg-type]
@@ -291,6 +294,11 @@ def eval_lfw(
         fb.embedder = pipe.embedder  # one network in memory
     result = evaluate_lfw(pipe, root, pairs, fallback=fb, metric=metric, progress=not json_out)
     public = {k: v for k, v in result.items() if not k.startswith("_")}
+    if out is not None:
+        from ..evaluate.report import write_lfw_report
+
+        written = write_lfw_report(result, read_lfw_pairs(pairs), root, out)
+        public["report"] = str(written["report"])
     if json_out:
         _emit(public)
     else:
@@ -299,3 +307,5 @@ def eval_lfw(
             f"(VAL@FAR=1e-3 {100 * public['val_at_far_1e-3']:.2f}%, AUC {public['roc_auc']:.4f}, "
             f"EER {100 * public['eer']:.2f}%), {public['pairs']} pairs, no face by the detector: {public['no_face']}"
         )
+        if out is not None:
+            typer.echo(f"report written to {public['report']}")
