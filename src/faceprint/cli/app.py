@@ -266,6 +266,23 @@ def main() -> None:
 eval_app = typer.Typer(help="Evaluate faceprint the way the field does.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
 
+FallbackOpt = typer.Option("mmod-up1", help="Second detector when the first finds no face.")
+LandmarksOpt = typer.Option("detector", help="detector (the detector's 5 points) or sp5 (dlib's 5-point predictor).")
+FlipOpt = typer.Option(True, "--flip/--no-flip", help="Mirror test-time augmentation.")
+MetricOpt = typer.Option(None, help="euclidean or cosine (default: the model's).")
+
+
+def _eval_pipelines(detector, fallback_detector, model, threads, flip, landmarks):  # noqa: ANN001, ANN202
+    """The evaluated pipeline and its fallback (a second detector) sharing one network."""
+    from ..pipeline import FacePipeline
+
+    pipe = FacePipeline(detector=detector, model=model, threads=threads, flip=flip, landmarks=landmarks)
+    fb = None
+    if fallback_detector:
+        fb = FacePipeline(detector=fallback_detector, model=model, flip=flip, landmarks=landmarks)
+        fb.embedder = pipe.embedder  # one network in memory
+    return pipe, fb
+
 
 @eval_app.command("lfw")
 def eval_lfw(
@@ -273,10 +290,10 @@ def eval_lfw(
     pairs: Path = typer.Option(..., "--pairs", help="The official pairs.txt (View 2)."),
     detector: str = DetectorOpt,
     model: str = ModelOpt,
-    fallback_detector: Optional[str] = typer.Option("mmod-up1", help="Second detector when the first finds no face."),
-    landmarks: str = typer.Option("detector", help="detector (the detector's 5 points) or sp5 (dlib's 5-point predictor)."),
-    flip: bool = typer.Option(True, "--flip/--no-flip", help="Mirror test-time augmentation."),
-    metric: Optional[str] = typer.Option(None, help="euclidean or cosine (default: the model's)."),
+    fallback_detector: Optional[str] = FallbackOpt,
+    landmarks: str = LandmarksOpt,
+    flip: bool = FlipOpt,
+    metric: Optional[str] = MetricOpt,
     threads: Optional[int] = ThreadsOpt,
     json_out: bool = JsonOpt,
     out: Optional[Path] = typer.Option(
@@ -285,13 +302,8 @@ def eval_lfw(
 ) -> None:
     """LFW 10-fold verification accuracy (threshold chosen on the other 9 folds)."""
     from ..evaluate.lfw import evaluate_lfw, read_lfw_pairs
-    from ..pipeline import FacePipeline
 
-    pipe = FacePipeline(detector=detector, model=model, threads=threads, flip=flip, landmarks=landmarks)  # type: ignore[arg-type]
-    fb = None
-    if fallback_detector:
-        fb = FacePipeline(detector=fallback_detector, model=model, flip=flip, landmarks=landmarks)  # type: ignore[arg-type]
-        fb.embedder = pipe.embedder  # one network in memory
+    pipe, fb = _eval_pipelines(detector, fallback_detector, model, threads, flip, landmarks)
     result = evaluate_lfw(pipe, root, pairs, fallback=fb, metric=metric, progress=not json_out)
     public = {k: v for k, v in result.items() if not k.startswith("_")}
     if out is not None:
@@ -309,3 +321,56 @@ def eval_lfw(
         )
         if out is not None:
             typer.echo(f"report written to {public['report']}")
+
+
+@eval_app.command("lfw-identify")
+def eval_lfw_identify(
+    root: Path = typer.Option(..., "--root", help="LFW image folder (Name/Name_0001.jpg)."),
+    detector: str = DetectorOpt,
+    model: str = ModelOpt,
+    fallback_detector: Optional[str] = FallbackOpt,
+    landmarks: str = LandmarksOpt,
+    flip: bool = FlipOpt,
+    metric: Optional[str] = MetricOpt,
+    threshold: Optional[float] = typer.Option(None, help="Decision threshold to report (default: the model's)."),
+    gallery_sizes: str = typer.Option("100,1000,all", "--gallery-sizes", help="Comma-separated gallery sizes; 'all' = everyone."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the random galleries."),
+    threads: Optional[int] = ThreadsOpt,
+    json_out: bool = JsonOpt,
+) -> None:
+    """LFW 1:N identification: first image of each person enrolled, the rest probes, singletons strangers."""
+    from ..evaluate.identification import evaluate_lfw_identification
+
+    sizes: list[int | str] = []
+    for part in gallery_sizes.split(","):
+        part = part.strip().lower()
+        if part == "all":
+            sizes.append("all")
+        elif part.isdigit() and int(part) > 0:
+            sizes.append(int(part))
+        else:
+            raise typer.BadParameter(f"gallery size {part!r} is not a positive integer or 'all'", param_hint="--gallery-sizes")
+    pipe, fb = _eval_pipelines(detector, fallback_detector, model, threads, flip, landmarks)
+    result = evaluate_lfw_identification(
+        pipe, root, fallback=fb, sizes=sizes, seed=seed, metric=metric, threshold=threshold, progress=not json_out
+    )
+    if json_out:
+        _emit(result)
+        return
+    dirs = ", ".join(
+        f"DIR@FAR={k} {100 * v['dir']:.2f}%" for k, v in result["dir_at_far"].items() if v  # type: ignore[union-attr]
+    )
+    typer.echo(
+        f"LFW identification: rank-1 {100 * result['rank1']:.2f}%, rank-5 {100 * result['rank5']:.2f}%, {dirs} "
+        f"({result['gallery_people']} enrolled, {result['probes']} probes, {result['strangers']} strangers)"
+    )
+    at = result.get("at_threshold")
+    if at:
+        far = at["false_accept_rate"]  # type: ignore[index]
+        typer.echo(
+            f"at threshold {at['threshold']:g}: rank-1 {100 * at['rank1']:.2f}%, "  # type: ignore[index]
+            f"false accepts {'n/a' if far is None else f'{100 * far:.2f}%'}"
+        )
+    for row in result["gallery_size"]:  # type: ignore[union-attr]
+        r1 = row["rank1"]
+        typer.echo(f"gallery of {row['people']} people: rank-1 {'n/a' if r1 is None else f'{100 * r1:.2f}%'} on {row['probes']} probes")
