@@ -88,3 +88,8 @@ def test_enrolment_skips_bad_files_and_says_why(pipe: FacePipeline, data_dir: Pa
     assert known.people == ["kian"]
     assert sorted(Path(p).name for p, _ in pipe.skipped) == ["broken.jpg", "wall.png"]
     assert any("no face" in why for _, why in pipe.skipped)
+
+
+def test_bad_settings_are_refused() -> None:
+    with pytest.raises(ValueError, match="landmarks"):
+        FacePipeline(landmarks="eyes")  # type: ignore[arg-type]

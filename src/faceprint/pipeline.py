@@ -71,6 +71,8 @@ class FacePipeline:
         batch_size: int = 32,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
     ) -> None:
+        if landmarks not in ("sp5", "detector"):
+            raise ValueError(f"landmarks must be 'detector' or 'sp5', got {landmarks!r}")
         self.detector = get_detector(detector) if isinstance(detector, str) else detector
         self.embedder = Embedder(model, weights=weights, threads=threads, batch_size=batch_size, flip=flip)
         self.spec = self.embedder.spec
