@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from faceprint.decide import KnownFaces, distances, identify_embeddings, verify_embeddings
+from faceprint.decide import KnownFaces, distances, identify_embeddings, paired_distances, verify_embeddings
 from faceprint.errors import FaceprintError
 
 
@@ -37,3 +37,12 @@ def test_identify_empty_inputs() -> None:
     assert identify_embeddings(np.zeros((0, 2)), KnownFaces.from_pairs([]), 0.6) == []
     out = identify_embeddings(np.zeros((1, 2)), KnownFaces.from_pairs([]), 0.6)
     assert out[0][0].identity is None
+
+
+def test_paired_distances_match_the_matrix_diagonal() -> None:
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(5, 4)), rng.normal(size=(5, 4))
+    for metric in ("euclidean", "cosine"):
+        np.testing.assert_allclose(paired_distances(a, b, metric), np.diag(distances(a, b, metric)), atol=1e-9)
+    with pytest.raises(ValueError, match="unknown metric"):
+        paired_distances(a, b, "manhattan")

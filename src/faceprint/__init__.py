@@ -7,7 +7,7 @@
     >>> pipe.identify("group.jpg", known)               # [(Face, [Match(identity, distance)])]
 """
 
-from .decide import KnownFaces, distances, identify_embeddings, verify_embeddings
+from .decide import KnownFaces, distances, identify_embeddings, paired_distances, verify_embeddings
 from .detect import get_detector, list_detectors, register_detector
 from .embed import Embedder
 from .errors import (
@@ -53,6 +53,7 @@ __all__ = [
     "list_detectors",
     "list_models",
     "load_image",
+    "paired_distances",
     "register_detector",
     "register_model",
     "select_face",

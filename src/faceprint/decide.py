@@ -10,33 +10,53 @@ import numpy as np
 from .errors import FaceprintError
 from .types import Match, Verification
 
-__all__ = ["KnownFaces", "distances", "identify_embeddings", "verify_embeddings"]
+__all__ = ["KnownFaces", "distances", "identify_embeddings", "paired_distances", "verify_embeddings"]
 
 
-def distances(queries: np.ndarray, refs: np.ndarray, metric: str = "euclidean") -> np.ndarray:
-    """(Q, D) x (R, D) -> (Q, R) float64 distances: Euclidean, or cosine distance 1 - cos."""
-    q = np.atleast_2d(np.asarray(queries, np.float64))
-    r = np.atleast_2d(np.asarray(refs, np.float64))
+def _check_metric(metric: str) -> None:
+    if metric not in ("euclidean", "cosine"):
+        raise ValueError(f"unknown metric {metric!r}: use 'euclidean' or 'cosine'")
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def _as_pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    q = np.atleast_2d(np.asarray(a, np.float64))
+    r = np.atleast_2d(np.asarray(b, np.float64))
     if q.shape[1] != r.shape[1]:
         raise FaceprintError(
             f"embedding sizes differ ({q.shape[1]} vs {r.shape[1]}): they come from different models"
         )
+    return q, r
+
+
+def distances(queries: np.ndarray, refs: np.ndarray, metric: str = "euclidean") -> np.ndarray:
+    """(Q, D) x (R, D) -> (Q, R) float64 distances: Euclidean, or cosine distance 1 - cos."""
+    _check_metric(metric)
+    q, r = _as_pair(queries, refs)
     if metric == "cosine":
-        qn = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
-        rn = r / np.maximum(np.linalg.norm(r, axis=1, keepdims=True), 1e-12)
-        return 1.0 - qn @ rn.T
-    if metric != "euclidean":
-        raise ValueError(f"unknown metric {metric!r}: use 'euclidean' or 'cosine'")
+        return 1.0 - _unit(q) @ _unit(r).T
     # Expanded form is fast for many refs; clip the tiny negatives it produces by cancellation.
     d2 = (q * q).sum(1)[:, None] + (r * r).sum(1)[None, :] - 2.0 * q @ r.T
     return np.sqrt(np.maximum(d2, 0.0))
+
+
+def paired_distances(a: np.ndarray, b: np.ndarray, metric: str = "euclidean") -> np.ndarray:
+    """Row i of (N, D) ``a`` against row i of (N, D) ``b`` -> (N,) float64 distances."""
+    _check_metric(metric)
+    p, q = _as_pair(a, b)
+    if metric == "cosine":
+        return 1.0 - (_unit(p) * _unit(q)).sum(1)
+    return np.linalg.norm(p - q, axis=1)
 
 
 def verify_embeddings(
     a: np.ndarray, b: np.ndarray, threshold: float, metric: str = "euclidean"
 ) -> Verification:
     """Same person when the distance between two (D,) descriptors is at most the threshold."""
-    d = float(distances(a, b, metric)[0, 0])
+    d = float(paired_distances(a, b, metric)[0])
     return Verification(distance=d, threshold=float(threshold), same=d <= threshold)
 
 

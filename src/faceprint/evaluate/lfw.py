@@ -13,6 +13,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .._resources import cache_dir
+from ..decide import paired_distances
 from ..errors import FaceprintError
 from ..pipeline import FacePipeline, select_face
 from ..types import Detection
@@ -189,13 +190,7 @@ def evaluate_lfw(
     ia = np.array([row[lfw_image_path(root, p.name_a, p.index_a)] for p in pairs])
     ib = np.array([row[lfw_image_path(root, p.name_b, p.index_b)] for p in pairs])
     metric = metric or pipe.spec.metric
-    a, b = vectors[ia].astype(np.float64), vectors[ib].astype(np.float64)
-    if metric == "cosine":
-        a /= np.linalg.norm(a, axis=1, keepdims=True)
-        b /= np.linalg.norm(b, axis=1, keepdims=True)
-        d = 1.0 - (a * b).sum(1)
-    else:
-        d = np.linalg.norm(a - b, axis=1)
+    d = paired_distances(vectors[ia], vectors[ib], metric)
     y = np.array([p.same for p in pairs])
     f = np.array([p.fold for p in pairs])
     folds = kfold_accuracy(d, y, f)
