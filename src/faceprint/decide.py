@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,7 +10,15 @@ import numpy as np
 from .errors import FaceprintError
 from .types import Match, Verification
 
-__all__ = ["KnownFaces", "distances", "identify_embeddings", "paired_distances", "verify_embeddings"]
+__all__ = [
+    "KnownFaces",
+    "distances",
+    "identify_embeddings",
+    "open_set",
+    "paired_distances",
+    "rank_people",
+    "verify_embeddings",
+]
 
 
 def _check_metric(metric: str) -> None:
@@ -117,9 +125,29 @@ def identify_embeddings(
     results: list[list[Match]] = []
     for row in best:
         ranked = np.argsort(row, kind="stable")[: max(1, top_k)]
-        matches = [Match(people[i], float(row[i])) for i in ranked]
-        if matches[0].distance > threshold:
-            matches[0] = Match(None, matches[0].distance)
-        results.append(matches)
+        results.append(open_set([Match(people[i], float(row[i])) for i in ranked], threshold))
     return results
+
+
+def open_set(ranked: list[Match], threshold: float) -> list[Match]:
+    """The open-set rule on people ranked nearest first: the first becomes "unknown" (None) past the threshold."""
+    if not ranked:
+        return [Match(None, float("inf"))]
+    if ranked[0].distance > threshold:
+        return [Match(None, ranked[0].distance), *ranked[1:]]
+    return ranked
+
+
+def rank_people(distances_: np.ndarray, people: Sequence[str], threshold: float, top_k: int = 1) -> list[Match]:
+    """Open-set ranking of one query's candidate samples: (K,) distances sorted ascending, (K,) owners.
+
+    Each person counts with their nearest sample (per-person best distance), up to ``top_k`` people.
+    """
+    seen: dict[str, float] = {}
+    for d, who in zip(distances_, people):
+        if who not in seen:
+            seen[who] = float(d)
+            if len(seen) == max(1, top_k):
+                break
+    return open_set([Match(p, d) for p, d in seen.items()], threshold)
 

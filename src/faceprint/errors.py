@@ -10,7 +10,10 @@ exception a Python user would expect, so ``except ValueError`` keeps working::
     ├── ModelError (RuntimeError)             weights missing, corrupt, or of the wrong kind
     │   └── WeightsNotFoundError (FileNotFoundError)
     ├── UnknownNameError (KeyError)           a detector/model name that is not registered
+    ├── VideoError (OSError)                  a video file, camera or stream cannot be opened or written (issue 8)
     └── GalleryError (RuntimeError)           persistent gallery problems (issue 4)
+        ├── ModelMismatchError                a gallery made by another model or weights
+        └── UnknownPersonError (KeyError)     a person name that is not enrolled
 
 Messages say what was expected, what came, and what to do.
 """
@@ -23,8 +26,11 @@ __all__ = [
     "ImageTooLargeError",
     "InvalidImageError",
     "ModelError",
+    "ModelMismatchError",
     "NoFaceError",
     "UnknownNameError",
+    "UnknownPersonError",
+    "VideoError",
     "WeightsNotFoundError",
 ]
 
@@ -60,5 +66,20 @@ class UnknownNameError(FaceprintError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class VideoError(FaceprintError, OSError):
+    """A video file, camera or stream cannot be opened or written, or a live stream stayed lost."""
+
+
 class GalleryError(FaceprintError, RuntimeError):
     """The persistent gallery cannot do what was asked (wrong model, corrupt file, ...)."""
+
+
+class ModelMismatchError(GalleryError):
+    """A gallery's descriptors were made by another model (or weights) than the one asked for."""
+
+
+class UnknownPersonError(GalleryError, KeyError):
+    """A gallery operation named a person who is not enrolled."""
+
+    def __str__(self) -> str:  # KeyError would quote the message otherwise
+        return str(self.args[0]) if self.args else ""
