@@ -1,5 +1,7 @@
 # Two commands that work on a fresh machine:
-#   make run   - set everything up and run the main job (the Happy-House demo for now)
+#   make run   - set everything up and run the main job: the HTTP service and its web page on
+#                http://127.0.0.1:8000/ (gallery: ~/.cache/faceprint/gallery.db, or DB=path)
+#   make demo  - the Happy-House demo on ../shared/data
 #   make test  - set everything up and run the whole test suite
 PYTHON ?= python3
 VENV   ?= .venv
@@ -7,7 +9,7 @@ PY     := $(VENV)/bin/python
 DATA   ?= $(or $(FACEPRINT_DATA),../shared/data)
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test bench clean
+.PHONY: setup run demo chromium test bench clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,9 +22,19 @@ $(STAMP): pyproject.toml Makefile
 setup: $(STAMP)
 
 run: $(STAMP)
+	$(VENV)/bin/faceprint serve --host $(or $(HOST),127.0.0.1) --port $(or $(PORT),8000) $(if $(DB),--db $(DB))
+
+demo: $(STAMP)
 	$(VENV)/bin/faceprint demo happy-house --data $(DATA)
 
-test: $(STAMP)
+# Debian's Chromium for the web page's browser tests, installed only when missing (they skip without it).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && \
+	  { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 || \
+	    { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1; }; }; } || \
+	  echo 'chromium could not be installed: the browser tests will skip'
+
+test: $(STAMP) chromium
 	$(PY) -m pytest -q
 
 clean:

@@ -1,0 +1,56 @@
+"""`faceprint serve`: the HTTP service and its web page on a persistent gallery."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+err = Console(stderr=True)
+
+
+def serve(
+    host: Optional[str] = typer.Option(None, "--host", help="Address to listen on [env FACEPRINT_HOST; default 127.0.0.1]."),
+    port: Optional[int] = typer.Option(None, "--port", help="Port [env FACEPRINT_PORT; default 8000]."),
+    db: Optional[Path] = typer.Option(
+        None, "--db", help="The gallery file [env FACEPRINT_GALLERY; default ~/.cache/faceprint/gallery.db]."
+    ),
+    detector: Optional[str] = typer.Option(None, "--detector", "-d", help="Face detector [default mtcnn]."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Embedding model [default: the gallery's own]."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for the networks."),
+    api_key: Optional[str] = typer.Option(None, "--api-key", help="Key needed for every /v1 call [env FACEPRINT_API_KEY]."),
+    admin_key: Optional[str] = typer.Option(None, "--admin-key", help="Key needed for changes [env FACEPRINT_ADMIN_KEY]."),
+    cors: Optional[str] = typer.Option(None, "--cors", help="Allowed browser origins, comma-separated [env FACEPRINT_CORS_ORIGINS]."),
+    log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
+) -> None:
+    """Serve the HTTP API (OpenAPI at /docs) and the web page (at /) on a persistent gallery."""
+    try:
+        import uvicorn
+
+        from ..service import Settings, create_app, exposure_warning
+    except ImportError as exc:
+        err.print(f"[red]error:[/] the service needs its extra ({exc.name} is missing): pip install 'faceprint[service]'")
+        raise typer.Exit(2) from None
+    try:
+        settings = Settings.from_env(
+            host=host, port=port, db=db, detector=detector, model=model, threads=threads,
+            api_key=api_key, admin_key=admin_key, cors_origins=cors,
+        )
+    except ValueError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    warning = exposure_warning(settings)
+    if warning:
+        err.print(f"[yellow]warning:[/] {warning}")
+    err.print(f"faceprint: gallery {settings.db}; web page and API on http://{settings.host}:{settings.port}/ (API docs at /docs)")
+    # limit_concurrency bounds open connections (each may hold a body up to max_upload_bytes).
+    uvicorn.run(
+        create_app(settings), host=settings.host, port=settings.port, log_level=log_level,
+        limit_concurrency=128, timeout_keep_alive=10,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)

@@ -1,0 +1,261 @@
+"""The service's one model pipeline and one gallery, shared by every request of a worker.
+
+Networks run only in the micro-batcher's thread; the gallery (one SQLite connection) only under
+``self.lock``. Route handlers call these blocking methods from the threadpool, never from the
+event loop.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import io
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..decide import distances, open_set, verify_embeddings
+from ..errors import GalleryError, NoFaceError, UnknownPersonError
+from ..gallery import Gallery
+from ..gallery.gallery import face_quality
+from ..gallery.store import NewSample, Sample
+from ..imageio import load_image
+from ..pipeline import select_face
+from ..types import Detection, Face, Match, Verification
+from .batcher import MicroBatcher
+from .errors import ApiError
+from .settings import Settings
+
+__all__ = ["Engine", "Person", "Upload"]
+
+
+@dataclass(frozen=True)
+class Upload:
+    """An uploaded photo: its bytes, decoded pixels and content hash."""
+
+    data: bytes
+    pixels: np.ndarray
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Person:
+    id: int
+    name: str
+    samples: int
+
+
+class Engine:
+    """Models loaded once, the gallery opened once; batched inference; serialised gallery access.
+
+    on_batch(size, seconds) is told about every network batch (metrics).
+    """
+
+    def __init__(self, settings: Settings, on_batch: Callable[[int, float], None] | None = None) -> None:
+        self.settings = settings
+        settings.db.parent.mkdir(parents=True, exist_ok=True)
+        self.gallery = Gallery(settings.db, model=settings.model, detector=settings.detector, threads=settings.threads)
+        self.pipeline = self.gallery.pipeline  # one network in memory, shared with the gallery
+        self.photos = settings.photos_dir
+        self.photos.mkdir(parents=True, exist_ok=True)
+        self.lock = threading.RLock()
+        self.batcher = MicroBatcher(
+            self._run_batch,
+            max_batch=settings.max_batch,
+            max_wait=settings.batch_wait_ms / 1000.0,
+            max_queue=max(64, 4 * settings.max_inflight),
+            on_batch=on_batch,
+        )
+        # Warm-up: the first call pays for lazy initialisation, not the first user.
+        self.batcher.submit(("faces", np.zeros((64, 64, 3), np.uint8))).result()
+
+    def close(self) -> None:
+        self.batcher.close()
+        with self.lock:
+            self.gallery.close()
+
+    # -- inference ----------------------------------------------------------------------------------
+    def _run_batch(self, items: Sequence[tuple[str, np.ndarray]]) -> list[object]:
+        """("detect" | "faces", image) items -> detections or faces, one network call per kind."""
+        out: list[object] = [None] * len(items)
+        for kind, run in (("detect", self.pipeline.detector.detect_batch), ("faces", self.pipeline.faces_batch)):
+            idx = [i for i, (k, _) in enumerate(items) if k == kind]
+            if idx:
+                for i, result in zip(idx, run([items[i][1] for i in idx])):
+                    out[i] = result
+        return out
+
+    def submit(self, kind: str, upload: Upload) -> concurrent.futures.Future:
+        """Queue an image for the networks: a future of list[Detection] ("detect") or list[Face]."""
+        return self.batcher.submit((kind, upload.pixels))
+
+    def decode(self, data: bytes, field: str = "image") -> Upload:
+        pixels = load_image(data, max_pixels=self.settings.max_pixels, name=f"upload field {field}")
+        return Upload(data, pixels, hashlib.sha256(data).hexdigest())
+
+    @staticmethod
+    def central(faces: Sequence[Face], upload: Upload, field: str = "image") -> Face:
+        """The face that stands for a photo (the most central); NoFaceError when there is none."""
+        if not faces:
+            raise NoFaceError(f"no face found in {field!r}; send a photo where a face is visible and at least ~40 px wide")
+        return faces[select_face([f.detection for f in faces], upload.pixels.shape, "center")]
+
+    # -- decisions ----------------------------------------------------------------------------------
+    @property
+    def threshold(self) -> float:
+        with self.lock:
+            return self.gallery.threshold
+
+    def identify(
+        self, vectors: np.ndarray, top_k: int, threshold: float | None
+    ) -> tuple[float, list[tuple[Match, list[Match]]]]:
+        """The threshold used, and (decision, ranked named candidates) per (Q, D) descriptor.
+
+        decision.identity is None for "unknown".
+        """
+        with self.lock:
+            thr = self.gallery.threshold if threshold is None else threshold
+            # Rank without the open-set rule so candidates keep their names; then apply it once.
+            ranked = self.gallery.identify_vectors(vectors, top_k=top_k, threshold=float("inf"))
+        out = []
+        for row in ranked:
+            named = [m for m in row if m.identity is not None]
+            out.append((open_set(named, thr)[0], named))
+        return thr, out
+
+    def verify_person(self, vector: np.ndarray, person_id: int, threshold: float | None) -> tuple[Verification, Person]:
+        """1:1 against a person: the distance to their nearest sample."""
+        with self.lock:
+            person, samples = self.person(person_id)
+            if not samples:
+                raise GalleryError(f"person {person.name!r} has no face samples yet; enrol a photo first")
+            refs = self.gallery.store.vectors(np.asarray([s.id for s in samples]))[1]
+            metric, thr = self.gallery.metric, self.gallery.threshold if threshold is None else threshold
+        nearest = refs[int(np.argmin(distances(vector[None], refs, metric)[0]))]
+        return verify_embeddings(vector, nearest, thr, metric), person
+
+    def verify(self, a: np.ndarray, b: np.ndarray, threshold: float | None) -> Verification:
+        with self.lock:
+            metric, thr = self.gallery.metric, self.gallery.threshold if threshold is None else threshold
+        return verify_embeddings(a, b, thr, metric)
+
+    # -- people -------------------------------------------------------------------------------------
+    # The Gallery API names people; the HTTP API gives them stable ids (SQLite row ids, never
+    # reused), so a rename does not break a client's links. Ids come from the gallery's store.
+    def people(self) -> list[Person]:
+        with self.lock:
+            ids = {name: pid for pid, name in self.gallery.store.people_map().items()}
+            return [Person(ids[name], name, n) for name, n in self.gallery.people()]
+
+    def person_name(self, person_id: int) -> str:
+        with self.lock:
+            name = self.gallery.store.people_map().get(int(person_id))
+        if name is None:
+            raise UnknownPersonError(f"no person with id {person_id}; GET /v1/people lists who is enrolled")
+        return name
+
+    def person(self, person_id: int) -> tuple[Person, list[Sample]]:
+        with self.lock:
+            name = self.person_name(person_id)
+            samples = self.gallery.samples(name)
+        return Person(int(person_id), name, len(samples)), samples
+
+    def create_person(self, name: str) -> Person:
+        _check_name(name)
+        with self.lock:
+            store = self.gallery.store
+            with store.write():
+                if store.person_id(name) is not None:
+                    raise ApiError(409, "person_exists", f"{name!r} is already enrolled; add faces to them instead")
+                pid = store.ensure_person(name, time.time())
+        return Person(pid, name, 0)
+
+    def rename_person(self, person_id: int, new: str) -> Person:
+        _check_name(new)
+        with self.lock:
+            old = self.person_name(person_id)
+            if new != old:
+                self.gallery.rename(old, new)
+            return Person(int(person_id), new, len(self.gallery.samples(new)))
+
+    def delete_person(self, person_id: int) -> tuple[Person, int]:
+        with self.lock:
+            person, samples = self.person(person_id)
+            removed = self.gallery.remove(person.name)
+        self._forget_photos(samples)
+        return person, removed
+
+    def enrol(self, person_id: int, upload: Upload, face: Face) -> int:
+        """Add a face of the uploaded photo to a person; the new sample id (409 for a known photo)."""
+        det: Detection = face.detection
+        with self.lock:
+            name = self.person_name(person_id)
+            path = self._keep_photo(upload)
+            sid = self.gallery.store.add(
+                [NewSample(name, face.embedding.vector, str(path), upload.sha256, det.box, det.landmarks, face_quality(det))]
+            )[0]
+        if sid is None:
+            raise ApiError(409, "duplicate_photo", f"this photo is already enrolled (as {self._owner(upload.sha256)!r})")
+        return int(sid)
+
+    def delete_sample(self, person_id: int, sample_id: int) -> Sample:
+        with self.lock:
+            _, samples = self.person(person_id)
+            found = [s for s in samples if s.id == sample_id]
+            if not found:
+                raise ApiError(404, "sample_not_found", f"person {person_id} has no face sample {sample_id}")
+            self.gallery.remove_samples([sample_id])
+        self._forget_photos(found)
+        return found[0]
+
+    def sample_photo(self, person_id: int, sample_id: int) -> Path:
+        _, samples = self.person(person_id)
+        for s in samples:
+            if s.id == sample_id and s.source and self.keeps(s.source) and Path(s.source).is_file():
+                return Path(s.source)
+        raise ApiError(404, "photo_not_found", f"no stored photo for sample {sample_id} of person {person_id}")
+
+    def counts(self) -> tuple[int, int]:
+        """(people, samples) in the gallery."""
+        with self.lock:
+            people = self.gallery.people()
+        return len(people), sum(n for _, n in people)
+
+    # -- stored photos ------------------------------------------------------------------------------
+    def _keep_photo(self, upload: Upload) -> Path:
+        """Keep the photo (named by its hash), so samples can be shown and re-embedded later."""
+        try:
+            suffix = "." + (Image.open(io.BytesIO(upload.data)).format or "img").lower()
+        except (OSError, ValueError):
+            suffix = ".img"
+        path = self.photos / f"{upload.sha256}{suffix}"
+        if not path.exists():
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.{id(upload)}.tmp")
+            tmp.write_bytes(upload.data)
+            os.replace(tmp, path)  # readers never see half a file
+        return path.resolve()
+
+    def keeps(self, source: str) -> bool:
+        """Whether a sample's source is a photo this service keeps (only those are served or deleted)."""
+        return Path(source).resolve().parent == self.photos.resolve()
+
+    def _forget_photos(self, samples: Sequence[Sample]) -> None:
+        """Delete removed samples' photos (a photo belongs to one sample: sha256 is unique)."""
+        for s in samples:
+            if s.source and self.keeps(s.source):
+                Path(s.source).unlink(missing_ok=True)
+
+    def _owner(self, sha256: str) -> str | None:
+        with self.lock:
+            return self.gallery.store.has_sha(sha256)
+
+
+def _check_name(name: str) -> None:
+    if not isinstance(name, str) or not name.strip() or name != name.strip() or len(name) > 200:
+        raise ApiError(422, "invalid_name", f"person name {name!r} must be 1-200 characters without leading/trailing spaces")
