@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from .errors import ModelError, WeightsNotFoundError
 
-__all__ = ["cache_dir", "package_file", "sha256_file"]
+__all__ = ["cache_dir", "download_file", "package_file", "sha256_file"]
 
 
 def cache_dir(*parts: str) -> Path:
@@ -50,3 +52,37 @@ def sha256_file(path: Path, expected: str | None = None) -> str:
             "reinstall the package that ships it or pass the right file"
         )
     return got
+
+
+def download_file(url: str, dest: Path, sha256: str, *, timeout: float = 15.0) -> Path:
+    """Fetch ``url`` to ``dest`` once, checking its sha256; the cached file is reused afterwards.
+
+    The bytes go to a temporary file renamed into place only after the checksum matches, so an
+    interrupted or tampered download never leaves a file that looks valid. Offline machines get a
+    WeightsNotFoundError naming the file, where to put it, and ``--weights PATH``.
+    """
+    dest = Path(dest)
+    if dest.is_file():
+        return dest
+    hint = (
+        f"download {url} on a machine with internet access (sha256 {sha256}), then put it at {dest} "
+        f"or pass it explicitly with --weights PATH (weights=PATH in Python)"
+    )
+    if os.environ.get("FACEPRINT_OFFLINE"):
+        raise WeightsNotFoundError(f"{dest.name} is not in the cache and FACEPRINT_OFFLINE is set; {hint}")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".part")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp, open(tmp, "wb") as fh:
+            for block in iter(lambda: resp.read(1 << 20), b""):
+                fh.write(block)
+    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        tmp.unlink(missing_ok=True)
+        raise WeightsNotFoundError(f"could not download {dest.name} ({exc}); {hint}") from None
+    try:
+        sha256_file(tmp, sha256)
+    except ModelError:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, dest)
+    return dest

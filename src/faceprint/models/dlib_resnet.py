@@ -25,9 +25,10 @@ from torch import Tensor, nn
 
 from .._dlib_dnn import DnnFile, read_dnn
 from .._resources import package_file
-from ..errors import InvalidImageError, ModelError
+from ..errors import ModelError
+from ._chips import chips_to_tensor
 
-__all__ = ["DlibResNet", "dlib_resnet_descriptors", "load_dlib_resnet"]
+__all__ = ["DlibResNet", "dlib_resnet_descriptors", "load_dlib_resnet", "untrained_dlib_resnet"]
 
 MODEL_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 
@@ -159,21 +160,7 @@ class DlibResNet(nn.Module):
         A single (150, 150, 3) chip and gray (N, 150, 150) chips (expanded to RGB, as dlib does)
         are accepted too.
         """
-        arr = np.asarray(chips)
-        if arr.dtype != np.uint8:
-            raise InvalidImageError(f"face chips must be uint8 RGB, got dtype {arr.dtype}")
-        s = self.chip_size
-        if arr.shape == (s, s, 3) or arr.shape == (s, s):
-            arr = arr[None]
-        if arr.ndim == 3 and arr.shape[1:] == (s, s):
-            arr = np.repeat(arr[..., None], 3, axis=3)
-        if arr.ndim != 4 or arr.shape[1:] != (s, s, 3):
-            raise InvalidImageError(
-                f"face chips must have shape (N, {s}, {s}, 3) (aligned RGB chips), got {arr.shape}"
-            )
-        # contiguous NCHW: a permuted (channels-last strided) input would silently switch the
-        # convs of an NCHW model to the NHWC kernels
-        x = torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2).to(torch.float32).contiguous()
+        x = chips_to_tensor(chips, self.chip_size)
         # same float32 ops as dlib's input layer: (pixel - avg) / 256
         return (x - self._mean.to(x.device)) / 256.0
 
@@ -265,3 +252,22 @@ def dlib_resnet_descriptors(model: DlibResNet, chips: np.ndarray, batch_size: in
             x = model.preprocess(arr[start : start + batch_size]).to(device)
             out[start : start + len(x)] = model(x).float().cpu().numpy()
     return out
+
+
+def untrained_dlib_resnet() -> DlibResNet:
+    """dlib's architecture with fresh Kaiming-initialised weights (training from scratch).
+
+    The topology comes from the shipped file (dlib stores no graph), so the package is still needed;
+    every conv/fc is then re-initialised. Without batch norm (dlib's affines are folded into the
+    convs) scratch training needs a small learning rate; fine-tuning is the intended use.
+    """
+    model = load_dlib_resnet(channels_last=False)
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    # residual branches start near zero so the untrained net is close to identity shortcuts
+    for block in model.blocks:
+        nn.init.zeros_(block.conv2.weight)
+    return model.train()
