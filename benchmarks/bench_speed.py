@@ -1,94 +1,143 @@
-"""Speed of faceprint against dlib / face_recognition on the same machine, in one run.
+"""Speed and memory of faceprint against the peers on the same machine, in one run.
 
-    benchmarks/peers/setup.sh                 # once: dlib + face_recognition in their own venv
-    .venv/bin/python benchmarks/bench_speed.py [--images 200]
+    bash benchmarks/peers/setup.sh            # once: dlib + face_recognition + facenet-pytorch, own venv
+    .venv/bin/python benchmarks/bench_speed.py [--threads 2] [--images 200]
 
-1. Embedding ms/face (ready 150x150 chips) at batch 1 and 32, on 1 and 2 threads, vs dlib's
-   compute_face_descriptor.
-2. End to end (decode, detect, landmarks, chip, descriptor) images/s on LFW images vs
-   face_recognition's default pipeline (HOG, upsample 1, 5-point), 2 threads.
+Each measurement runs in a fresh process per system (benchmarks/workers/faceprint_worker.py here,
+benchmarks/peers/worker.py in the peers venv) on the same inputs and thread count, so the peak
+resident memory of each process is its own:
+
+1. Detection ms/image at 250x250 (LFW photos), 640x480, 1280x720 and 1920x1080 (the misc/ group
+   photos, centre-cropped to the aspect and resized): faceprint MTCNN vs facenet-pytorch MTCNN
+   (both min face 20 px, factor 0.709) and vs face_recognition's default HOG (1 upsample);
+   faceprint MMOD vs dlib's MMOD at the same upsample (0).
+2. Embedding ms/face on ready 150x150 chips, batch 1 and 32, vs dlib's compute_face_descriptor.
+3. End to end (decode, detect, landmarks, chip, descriptor) images/s on LFW photos vs
+   face_recognition's default pipeline (HOG, 1 upsample, 5-point, 1 jitter), with peak memory.
 Prints a Markdown table with ratios and saves JSON under benchmarks/results/.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
+import sys
 import tempfile
-import time
 from pathlib import Path
 
+import cv2
 import numpy as np
-import torch
 
-from common import lfw_sample, peers_available, run_peer, save, table
+from common import PEERS_PY, REPO, data_root, lfw_sample, peers_available, save, table
 
-from faceprint import FacePipeline
+from faceprint import FacePipeline, load_image
+
+SIZES = [(250, 250), (640, 480), (1280, 720), (1920, 1080)]
+GROUP_PHOTOS = ["group_bbt1.jpg", "multiface.jpg", "two_people.jpg", "couple.jpg", "compreface_000_5.jpg",
+                "compreface_016_8.jpg", "obama_and_biden.jpg", "group_t1.jpg"]
+# faceprint detector -> the peers it is compared with (peer worker names)
+DETECT_PAIRS = [("mtcnn", "facenet-mtcnn"), ("mtcnn", "hog"), ("mmod", "cnn0")]
 
 
-def best_of(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+def fit(image: np.ndarray, w: int, h: int) -> np.ndarray:
+    """Centre-crop to w:h and resize (INTER_AREA) to exactly (h, w, 3)."""
+    ih, iw = image.shape[:2]
+    if iw * h > ih * w:
+        cw = ih * w // h
+        image = image[:, (iw - cw) // 2 : (iw - cw) // 2 + cw]
+    else:
+        ch = iw * h // w
+        image = image[(ih - ch) // 2 : (ih - ch) // 2 + ch]
+    return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+
+
+def run(python: Path | str, script: Path, *args: str) -> dict:
+    out = subprocess.run([str(python), str(script), *args], capture_output=True, text=True)
+    if out.returncode != 0:
+        return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"exit {out.returncode}"}
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--images", type=int, default=200)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--images", type=int, default=200, help="LFW photos for the end-to-end run")
     ap.add_argument("--chips", type=int, default=64)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--detector", default="mtcnn")
+    ap.add_argument("--repeats", type=int, default=2)
     args = ap.parse_args()
-
-    paths = lfw_sample(args.images)
-    pipe = FacePipeline(detector=args.detector)
-    images = [pipe.load(p) for p in paths[: args.chips]]
-    chips = np.stack([f.chip.pixels for faces in pipe.faces_batch(images, keep_chips=True) for f in faces[:1]])
-    chips = chips[: args.chips]
-    embedder = pipe.embedder
+    thr, reps = str(args.threads), str(args.repeats)
+    ours = lambda *a: run(sys.executable, REPO / "benchmarks" / "workers" / "faceprint_worker.py", *a)  # noqa: E731
     peers = peers_available()
-    rows, result = [], {"chips": len(chips), "images": len(paths), "detector": args.detector}
-    tmp = Path(tempfile.mkdtemp())
+    theirs = lambda *a: run(PEERS_PY, REPO / "benchmarks" / "peers" / "worker.py", *a) if peers else {}  # noqa: E731
+    tmp = Path(tempfile.mkdtemp(prefix="faceprint-bench-"))
+    rows: list[list[object]] = []
+    result: dict[str, object] = {"threads": args.threads, "detect": {}}
+
+    def row(what: str, mine: float | None, peer_name: str, peer: float | None, higher_is_better: bool) -> None:
+        ratio = "-"
+        if mine and peer:
+            ratio = mine / peer if higher_is_better else peer / mine
+        rows.append([what, mine if mine is not None else "-", peer_name, peer if peer is not None else "-", ratio])
+
+    # 1. detection at four sizes
+    lfw = lfw_sample(16)
+    groups = [load_image(data_root() / "misc" / n) for n in GROUP_PHOTOS]
+    for w, h in SIZES:
+        images = [load_image(p) for p in lfw] if (w, h) == (250, 250) else [fit(g, w, h) for g in groups]
+        path = tmp / f"det-{w}x{h}.npz"
+        np.savez(path, images=np.stack(images))
+        cache: dict[str, dict] = {}
+        for mine, peer in DETECT_PAIRS:
+            a = cache.get(mine) or cache.setdefault(mine, ours("detect", "--threads", thr, "--images", str(path), "--detector", mine, "--repeats", reps))
+            b = theirs("detect", "--threads", thr, "--images", str(path), "--detector", peer, "--repeats", reps)
+            result["detect"][f"{w}x{h}:{mine}:{peer}"] = {"faceprint": a, "peer": b}  # type: ignore[index]
+            row(f"detect ms/img {w}x{h} ({len(images)} photos): faceprint {mine}", a.get("ms_per_image"),
+                {"facenet-mtcnn": "facenet-pytorch MTCNN", "hog": "face_recognition HOG", "cnn0": "dlib MMOD"}[peer],
+                b.get("ms_per_image"), False)
+
+    # 2. embedding on ready chips
+    pipe = FacePipeline()
+    chip_images = [pipe.load(p) for p in lfw_sample(args.chips)]
+    chips = np.stack([f.chip.pixels for faces in pipe.faces_batch(chip_images, keep_chips=True) for f in faces[:1]])
     np.save(tmp / "chips.npy", chips)
-    embedder.flip = False  # per-view network time, as dlib computes it; flip doubles it
-    for threads in (1, 2):
-        torch.set_num_threads(threads)
-        embedder.batch_size = 1
-        embedder.embed(chips[:2])
-        b1 = 1000 * best_of(lambda: embedder.embed(chips), args.repeats) / len(chips)
-        embedder.batch_size = 32
-        embedder.embed(chips[:32])
-        b32 = 1000 * best_of(lambda: embedder.embed(chips), args.repeats) / len(chips)
-        ref = run_peer("embed", "--threads", str(threads), "--chips", str(tmp / "chips.npy")) if peers else {}
-        d1, d32 = ref.get("batch1_ms_per_face"), ref.get("batch32_ms_per_face")
-        rows.append([f"embed ms/face, batch 1, {threads} thr", b1, d1 or "-", (d1 / b1) if d1 else "-"])
-        rows.append([f"embed ms/face, batch 32, {threads} thr", b32, d32 or "-", (d32 / b32) if d32 else "-"])
-        result[f"embed_{threads}thr"] = {"faceprint_b1": b1, "faceprint_b32": b32, "dlib_b1": d1, "dlib_b32": d32}
+    a = ours("embed", "--threads", thr, "--chips", str(tmp / "chips.npy"), "--repeats", reps)
+    b = theirs("embed", "--threads", thr, "--chips", str(tmp / "chips.npy"), "--repeats", reps)
+    result["embed"] = {"faceprint": a, "dlib": b, "chips": len(chips)}
+    for batch in (1, 32):
+        row(f"embed ms/face, batch {batch}", a.get(f"batch{batch}_ms_per_face"), "dlib",
+            b.get(f"batch{batch}_ms_per_face"), False)
 
-    embedder.flip = True
-    torch.set_num_threads(2)
-    (tmp / "images.txt").write_text("\n".join(map(str, paths)))
-    pipe.faces_batch([pipe.load(paths[0])])  # warm-up: models loaded, caches built
+    # 3. end to end on LFW photos, with peak memory
+    (tmp / "images.txt").write_text("\n".join(map(str, lfw_sample(args.images))))
+    flip = ours("e2e", "--threads", thr, "--images", str(tmp / "images.txt"))
+    noflip = ours("e2e", "--threads", thr, "--images", str(tmp / "images.txt"), "--no-flip")
+    fr = theirs("e2e", "--threads", thr, "--images", str(tmp / "images.txt"))
+    result["e2e"] = {"faceprint": flip, "faceprint_noflip": noflip, "face_recognition": fr, "images": args.images}
+    row(f"end-to-end images/s, {args.images} LFW (default: flip)", flip.get("images_per_s"), "face_recognition",
+        fr.get("images_per_s"), True)
+    row(f"end-to-end images/s, {args.images} LFW (no flip)", noflip.get("images_per_s"), "face_recognition",
+        fr.get("images_per_s"), True)
+    row("end-to-end peak memory MB (default)", flip.get("peak_rss_mb"), "face_recognition", fr.get("peak_rss_mb"), False)
 
-    def e2e() -> None:
-        for i in range(0, len(paths), 32):
-            pipe.faces_batch([pipe.load(p) for p in paths[i : i + 32]])
-
-    fp_ips = len(paths) / best_of(e2e, 1)
-    embedder.flip = False
-    fp_ips_noflip = len(paths) / best_of(e2e, 1)
-    embedder.flip = True
-    fr = run_peer("e2e", "--threads", "2", "--images", str(tmp / "images.txt")) if peers else {}
-    fr_ips = fr.get("images_per_s")
-    rows.append([f"end-to-end images/s, {len(paths)} LFW, 2 thr (default, flip)", fp_ips, fr_ips or "-", (fp_ips / fr_ips) if fr_ips else "-"])
-    rows.append([f"end-to-end images/s, {len(paths)} LFW, 2 thr (no flip)", fp_ips_noflip, fr_ips or "-", (fp_ips_noflip / fr_ips) if fr_ips else "-"])
-    result["e2e"] = {"faceprint_images_per_s": fp_ips, "faceprint_noflip_images_per_s": fp_ips_noflip, "face_recognition_images_per_s": fr_ips, "face_recognition_faces": fr.get("faces")}
-    print(table(["measure", "faceprint", "dlib / face_recognition", "ratio (x faster)"], rows))
+    print(f"threads: {args.threads}; ratio > 1 means faceprint is faster / smaller")
+    print(table(["measure", "faceprint", "peer", "peer value", "ratio"], rows))
+    errors = {k: v["error"] for k, v in _flatten(result).items() if isinstance(v, dict) and "error" in v}
+    if errors:
+        print("errors:", json.dumps(errors, indent=1))
     if not peers:
-        print("(peers venv not found: run benchmarks/peers/setup.sh for the dlib columns)")
-    print(f"saved {save('speed-' + args.detector, result)}")
+        print("(peers venv not found: run benchmarks/peers/setup.sh for the peer columns)")
+    print(f"saved {save(f'speed-{args.threads}thr', result)}")
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and "error" not in v and any(isinstance(x, dict) for x in v.values()):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
 
 
 if __name__ == "__main__":

