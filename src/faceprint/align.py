@@ -29,9 +29,12 @@ __all__ = [
     "DLIB_5PT_TEMPLATE",
     "DLIB_68PT_INDICES",
     "DLIB_68PT_TEMPLATE",
+    "OPENFACE_3PT_TEMPLATE",
     "dlib_chip_transform",
     "dlib_rect",
     "extract_dlib_chip",
+    "extract_openface_chip",
+    "jitter_chip",
     "mtcnn_to_dlib5",
     "similarity_transform",
     "warp_chip",
@@ -70,6 +73,15 @@ DLIB_68PT_TEMPLATE = np.array(
     ]
 )
 DLIB_68PT_TEMPLATE.flags.writeable = False
+
+#: OpenFace's OUTER_EYES_AND_NOSE template (68-point landmarks 36, 45, 33: outer eye corners on
+#: the image left and right, nose base) in unit chip coordinates: openface/align_dlib.py's
+#: TEMPLATE rows min-max normalised over the whole 68-point template (its MINMAX_TEMPLATE).
+OPENFACE_3PT_TEMPLATE = (
+    np.array([[0.252418718401, 0.331052263829], [0.782865376271, 0.321305281656], [0.520712933176, 0.634268222208]])
+    - [0.0792396913815, 0.182360984545]
+) / (np.array([0.971193274221, 1.06080371126]) - [0.0792396913815, 0.182360984545])
+OPENFACE_3PT_TEMPLATE.flags.writeable = False
 
 # MTCNN-style points (eye centres, nose tip, mouth corners; image-left first) in the same unit
 # chip frame, from dlib's mean face: eye centres = mean of landmarks 36-41 / 42-47, nose tip 30,
@@ -377,7 +389,27 @@ def warp_chip(image: np.ndarray, landmarks: np.ndarray, template_px: np.ndarray,
     if isinstance(size, bool) or int(size) != size or size < 1:
         raise ValueError(f"chip size must be a positive integer, got {size!r}")
     size = int(size)
-    fwd = similarity_transform(src, dst)  # image -> chip
+    return _warp(img, similarity_transform(src, dst), size)
+
+
+def extract_openface_chip(image: np.ndarray, landmarks: np.ndarray, size: int = 96) -> FaceChip:
+    """OpenFace's ``AlignDlib.align(size, img, bb, landmarkIndices=OUTER_EYES_AND_NOSE)``.
+
+    landmarks: (5, 2) dlib 5-point landmarks, image pixels; their outer eye corners (points 2 and 0)
+    and nose base (4) are OpenFace's 68-point landmarks 36, 45 and 33. As OpenFace does, the exact
+    affine through those three points (not a similarity) maps them onto the template.
+    """
+    img = _as_rgb_or_gray(image)
+    pts = _points(landmarks, "landmarks")
+    if pts.shape != (5, 2):
+        raise ValueError(f"landmarks must be dlib's (5, 2) points, got {pts.shape}")
+    src = pts[[2, 0, 4]].astype(np.float32)
+    fwd = cv2.getAffineTransform(src, (OPENFACE_3PT_TEMPLATE * size).astype(np.float32))
+    return _warp(img, fwd.astype(np.float64), int(size))
+
+
+def _warp(img: np.ndarray, fwd: np.ndarray, size: int) -> FaceChip:
+    """Sample the (size, size) chip through the (2, 3) image -> chip map (bilinear, black outside)."""
     chip = cv2.warpAffine(
         np.ascontiguousarray(img),
         fwd,
@@ -389,6 +421,30 @@ def warp_chip(image: np.ndarray, landmarks: np.ndarray, template_px: np.ndarray,
     if chip.ndim == 2:
         chip = chip[:, :, None]
     return _finish(chip, cv2.invertAffineTransform(fwd))
+
+
+def jitter_chip(chip: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A randomly perturbed copy of a (S, S, 3) uint8 chip, as dlib's ``jitter_image`` makes them.
+
+    dlib's recipe (the one its descriptor's ``num_jitters`` uses): shrink the chip rect by 3 px,
+    move it by up to 2% of its side, enlarge it by 1/U(0.97, 1), turn it by up to 3 degrees, crop
+    back to S x S, and mirror half of the time. The descriptor of the mean of such copies is a
+    little steadier than that of the chip alone.
+    """
+    size = chip.shape[0]
+    side = size - 6  # shrink_rect(get_rect(img), 3)
+    centre = np.array([(size - 1) / 2.0, (size - 1) / 2.0]) + rng.uniform(-0.02, 0.02, 2) * side
+    box = side / rng.uniform(0.97, 0.99999)
+    angle = math.radians(rng.uniform(-3.0, 3.0))
+    half = (box - 1) / 2
+    m = _rect_map((centre[0] - half, centre[1] - half, centre[0] + half, centre[1] + half), angle, size)
+    out = cv2.warpAffine(  # m maps chip pixels to source pixels: an inverse map for OpenCV
+        np.ascontiguousarray(chip), m, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_CONSTANT, borderValue=0,
+    )
+    if rng.random() > 0.5:
+        out = out[:, ::-1]
+    return np.ascontiguousarray(out)
 
 
 # -- adapters used by the pipeline ----------------------------------------------------------------

@@ -57,6 +57,8 @@ class FacePipeline:
     threads: torch CPU threads; max_pixels: image size guard.
     flip: mirror test-time augmentation (mean of the chip's and its mirror's descriptors): twice
         the network time for +0.3 points of LFW accuracy, so on by default.
+    jitter: also average over this many perturbed copies of each chip (dlib's ``num_jitters``);
+        each costs one more network pass per face.
     """
 
     def __init__(
@@ -68,13 +70,16 @@ class FacePipeline:
         landmarks: Literal["sp5", "detector"] = "detector",
         threads: int | None = None,
         flip: bool = True,
+        jitter: int = 0,
         batch_size: int = 32,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
     ) -> None:
         if landmarks not in ("sp5", "detector"):
             raise ValueError(f"landmarks must be 'detector' or 'sp5', got {landmarks!r}")
         self.detector = get_detector(detector) if isinstance(detector, str) else detector
-        self.embedder = Embedder(model, weights=weights, threads=threads, batch_size=batch_size, flip=flip)
+        self.embedder = Embedder(
+            model, weights=weights, threads=threads, batch_size=batch_size, flip=flip, jitter=jitter
+        )
         self.spec = self.embedder.spec
         self.landmarks = landmarks
         self.max_pixels = max_pixels
@@ -96,6 +101,7 @@ class FacePipeline:
             "weights": str(self.embedder.weights or ""),
             "landmarks": self.landmarks,
             "flip": self.embedder.flip,
+            "jitter": self.embedder.jitter,
             "chip": [self.spec.chip_size, self.spec.padding],
         }
 
@@ -115,7 +121,10 @@ class FacePipeline:
         chips = []
         for det in detections:
             points = self._dlib_points(image, det)
-            chips.append(align.extract_dlib_chip(image, points, size=size, padding=padding))
+            if self.spec.alignment == "openface-3pt":
+                chips.append(align.extract_openface_chip(image, points, size=size))
+            else:
+                chips.append(align.extract_dlib_chip(image, points, size=size, padding=padding))
         return chips
 
     def _dlib_points(self, image: np.ndarray, det: Detection) -> np.ndarray:

@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, NoReturn, Optional
 
 import typer
 from rich.console import Console
@@ -27,7 +27,8 @@ err = Console(stderr=True)
 DetectorOpt = typer.Option(
     "mtcnn", "--detector", "-d", help="Face detector: mtcnn, mmod, mmod-up1, haar; add -upright to search turned photos."
 )
-ModelOpt = typer.Option("dlib-resnet-v1", "--model", "-m", help="Embedding model name.")
+ModelOpt = typer.Option("dlib-resnet-v1", "--model", "-m", help="Embedding model name, or a model.pt from `faceprint train`.")
+WeightsOpt = typer.Option(None, "--weights", help="The model's weights file/folder, for models downloaded on first use (offline machines).")
 JsonOpt = typer.Option(False, "--json", help="Print JSON on stdout (stable shapes).")
 ThreadsOpt = typer.Option(None, "--threads", help="CPU threads for the networks (default: torch's).")
 MaxPixelsOpt = typer.Option(
@@ -41,6 +42,15 @@ AnnotateOpt = typer.Option(None, "--annotate", help="Write annotated copies of t
 
 def _emit(payload: Any) -> None:
     sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+
+
+def fail(exc: Exception, json_out: bool = False) -> NoReturn:
+    """End a command on a FaceprintError: its message (JSON with --json) and exit code 2."""
+    if json_out:
+        _emit({"error": str(exc)})
+    else:
+        err.print(f"[red]error:[/] {exc}")
+    raise typer.Exit(2) from None
 
 
 def _round(values: Any, nd: int = 2) -> list[float]:
@@ -117,6 +127,7 @@ def verify(
     image_b: Path = typer.Argument(..., help="Second photo."),
     detector: str = DetectorOpt,
     model: str = ModelOpt,
+    weights: Optional[Path] = WeightsOpt,
     threshold: Optional[float] = typer.Option(None, help="Distance threshold (default: the model's)."),
     json_out: bool = JsonOpt,
     threads: Optional[int] = ThreadsOpt,
@@ -124,13 +135,9 @@ def verify(
 ) -> None:
     """1:1 - are the central faces of two photos the same person?"""
     try:
-        v = _pipeline(detector, model, threads, max_pixels).verify(image_a, image_b, threshold=threshold)
+        v = _pipeline(detector, model, threads, max_pixels, weights=weights).verify(image_a, image_b, threshold=threshold)
     except FaceprintError as exc:
-        if json_out:
-            _emit({"error": str(exc)})
-        else:
-            err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from None
+        fail(exc, json_out)
     if json_out:
         _emit({"distance": round(v.distance, 6), "threshold": v.threshold, "same": v.same})
     else:
@@ -144,6 +151,7 @@ def identify(
     known: Path = typer.Option(..., "--known", "-k", help="Folder: photos named after people, or one sub-folder per person."),
     detector: str = DetectorOpt,
     model: str = ModelOpt,
+    weights: Optional[Path] = WeightsOpt,
     threshold: Optional[float] = typer.Option(None, help="Distance threshold (default: the model's)."),
     json_out: bool = JsonOpt,
     threads: Optional[int] = ThreadsOpt,
@@ -151,7 +159,7 @@ def identify(
     annotate: Optional[Path] = AnnotateOpt,
 ) -> None:
     """1:K - who is in these photos? Faces farther than the threshold from everyone are unknown."""
-    pipe = _pipeline(detector, model, threads, max_pixels)
+    pipe = _pipeline(detector, model, threads, max_pixels, weights=weights)
     try:
         known_faces = pipe.known_faces(known, on_error="skip")
     except FaceprintError as exc:
@@ -171,12 +179,18 @@ def identify(
 
 
 def identify_images(pipe, images, known_faces, threshold, annotate) -> tuple[list[dict[str, Any]], bool]:  # noqa: ANN001
-    """The identify JSON list for some images, and whether any could not be read."""
+    """The identify JSON list for some images, and whether any could not be read.
+
+    pipe: a FacePipeline with ``known_faces``, or a Gallery (``known_faces`` None) that knows its people.
+    """
     results: list[dict[str, Any]] = []
     failed = False
     for path in images:
         try:
-            matches = pipe.identify(path, known_faces, threshold=threshold)
+            if known_faces is None:
+                matches = pipe.identify(path, threshold=threshold)
+            else:
+                matches = pipe.identify(path, known_faces, threshold=threshold)
         except FaceprintError as exc:
             failed = True
             results.append({"image": str(path), "error": str(exc)})
@@ -269,17 +283,19 @@ app.add_typer(eval_app, name="eval")
 FallbackOpt = typer.Option("mmod-up1", help="Second detector when the first finds no face.")
 LandmarksOpt = typer.Option("detector", help="detector (the detector's 5 points) or sp5 (dlib's 5-point predictor).")
 FlipOpt = typer.Option(True, "--flip/--no-flip", help="Mirror test-time augmentation.")
+JitterOpt = typer.Option(0, "--jitter", min=0, help="Also average over this many jittered copies of each chip.")
 MetricOpt = typer.Option(None, help="euclidean or cosine (default: the model's).")
 
 
-def _eval_pipelines(detector, fallback_detector, model, threads, flip, landmarks):  # noqa: ANN001, ANN202
+def _eval_pipelines(detector, fallback_detector, model, threads, flip, landmarks, jitter=0):  # noqa: ANN001, ANN202
     """The evaluated pipeline and its fallback (a second detector) sharing one network."""
     from ..pipeline import FacePipeline
 
-    pipe = FacePipeline(detector=detector, model=model, threads=threads, flip=flip, landmarks=landmarks)
+    kw = dict(model=model, flip=flip, landmarks=landmarks, jitter=jitter)
+    pipe = FacePipeline(detector=detector, threads=threads, **kw)
     fb = None
     if fallback_detector:
-        fb = FacePipeline(detector=fallback_detector, model=model, flip=flip, landmarks=landmarks)
+        fb = FacePipeline(detector=fallback_detector, **kw)
         fb.embedder = pipe.embedder  # one network in memory
     return pipe, fb
 
@@ -293,6 +309,7 @@ def eval_lfw(
     fallback_detector: Optional[str] = FallbackOpt,
     landmarks: str = LandmarksOpt,
     flip: bool = FlipOpt,
+    jitter: int = JitterOpt,
     metric: Optional[str] = MetricOpt,
     threads: Optional[int] = ThreadsOpt,
     json_out: bool = JsonOpt,
@@ -303,7 +320,7 @@ def eval_lfw(
     """LFW 10-fold verification accuracy (threshold chosen on the other 9 folds)."""
     from ..evaluate.lfw import evaluate_lfw, read_lfw_pairs
 
-    pipe, fb = _eval_pipelines(detector, fallback_detector, model, threads, flip, landmarks)
+    pipe, fb = _eval_pipelines(detector, fallback_detector, model, threads, flip, landmarks, jitter)
     result = evaluate_lfw(pipe, root, pairs, fallback=fb, metric=metric, progress=not json_out)
     public = {k: v for k, v in result.items() if not k.startswith("_")}
     if out is not None:
@@ -331,6 +348,7 @@ def eval_lfw_identify(
     fallback_detector: Optional[str] = FallbackOpt,
     landmarks: str = LandmarksOpt,
     flip: bool = FlipOpt,
+    jitter: int = JitterOpt,
     metric: Optional[str] = MetricOpt,
     threshold: Optional[float] = typer.Option(None, help="Decision threshold to report (default: the model's)."),
     gallery_sizes: str = typer.Option("100,1000,all", "--gallery-sizes", help="Comma-separated gallery sizes; 'all' = everyone."),
@@ -350,7 +368,7 @@ def eval_lfw_identify(
             sizes.append(int(part))
         else:
             raise typer.BadParameter(f"gallery size {part!r} is not a positive integer or 'all'", param_hint="--gallery-sizes")
-    pipe, fb = _eval_pipelines(detector, fallback_detector, model, threads, flip, landmarks)
+    pipe, fb = _eval_pipelines(detector, fallback_detector, model, threads, flip, landmarks, jitter)
     result = evaluate_lfw_identification(
         pipe, root, fallback=fb, sizes=sizes, seed=seed, metric=metric, threshold=threshold, progress=not json_out
     )
@@ -374,3 +392,27 @@ def eval_lfw_identify(
     for row in result["gallery_size"]:  # type: ignore[union-attr]
         r1 = row["rank1"]
         typer.echo(f"gallery of {row['people']} people: rank-1 {'n/a' if r1 is None else f'{100 * r1:.2f}%'} on {row['probes']} probes")
+
+
+# Command groups in their own modules; imported last because they use the options above.
+from . import classify as _classify, cluster as _cluster, plot as _plot  # noqa: E402
+
+for _module in (_cluster, _classify, _plot):
+    _module.register(app)
+
+from . import train as _train  # noqa: E402
+
+_train.register(app)
+
+
+from .gallery import gallery_app  # noqa: E402  (it imports the options above)
+
+app.add_typer(gallery_app, name="gallery")
+
+from . import watch as _watch  # noqa: E402
+
+_watch.register(app)
+
+from . import serve as _serve  # noqa: E402
+
+_serve.register(app)

@@ -38,11 +38,15 @@ def lfw_image_path(root: Path, name: str, index: int) -> Path:
 
 
 def read_lfw_pairs(path: str | Path) -> list[LfwPair]:
-    """Parse pairs.txt: a header "folds n", then per fold n same-pairs and n different-pairs."""
+    """Parse pairs.txt: a header "folds n", then per fold n same-pairs and n different-pairs.
+
+    View 1 files (pairsDevTrain.txt, pairsDevTest.txt) have the header "n": one fold.
+    """
     lines = Path(path).read_text().split("\n")
     try:
-        folds, n = (int(v) for v in lines[0].split())
-    except ValueError:
+        head = [int(v) for v in lines[0].split()]
+        folds, n = head if len(head) == 2 else (1, *head)
+    except (ValueError, TypeError):
         raise FaceprintError(f"{path}: first line must be '<folds> <pairs per class>', got {lines[0]!r}") from None
     rows = [ln.split() for ln in lines[1:] if ln.strip()]
     if len(rows) != folds * 2 * n:
