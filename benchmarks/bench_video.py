@@ -167,7 +167,7 @@ def main() -> None:
     print(table(header, rows))
     load = (load_before, os.getloadavg())
     print(f"load average before/after: {load[0][0]:.1f} / {load[1][0]:.1f} on {os.cpu_count()} cores ({machine()})")
-    path = save("video", {"threads": args.threads, "every": args.every, "seconds": args.seconds, "repeat": args.repeat,
+    path = save(f"video-every{args.every}", {"threads": args.threads, "every": args.every, "seconds": args.seconds, "repeat": args.repeat,
                           "full_frames": args.full_frames, "load_average": load, "results": records})
     print("saved", path)
 

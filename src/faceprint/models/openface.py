@@ -37,7 +37,9 @@ class _ConvBN(nn.Module):
         super().__init__()
         self.pad = pad
         self.conv = nn.Conv2d(cin, cout, kernel, stride=stride)
-        self.bn = nn.BatchNorm2d(cout, eps=eps, momentum=0.01)  # Keras momentum 0.99 = torch 0.01
+        # torch's default momentum 0.1, not Keras's 0.99 (= 0.01 here): with 0.01 the running
+        # statistics of a short CPU run lag far behind the weights and eval-mode embeddings collapse
+        self.bn = nn.BatchNorm2d(cout, eps=eps, momentum=0.1)
 
     def forward(self, x: Tensor) -> Tensor:
         if self.pad:
