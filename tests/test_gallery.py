@@ -259,3 +259,17 @@ def test_cli_gallery(enrolled: tuple[Path, list], data_dir: Path, tmp_path: Path
     assert code == 0 and out["integrity"] == "ok" and out["index"] == "exact" and out["model"] == "dlib-resnet-v1"
     code, out = run("--model", "nope", "list")
     assert code == 2 and "unknown model" in out
+
+
+def test_cli_identify_against_an_empty_gallery_prints_strict_json(
+    enrolled: tuple[Path, list], data_dir: Path, tmp_path: Path
+) -> None:
+    db = tmp_path / "empty.db"
+    shutil.copy(enrolled[0], db)
+    with Gallery(db) as g:
+        for name, _ in g.people():
+            g.remove(name)
+    res = runner.invoke(app, ["gallery", "--db", str(db), "identify", str(photos(data_dir, "val", "madonna", 1)[0]), "--json"])
+    assert res.exit_code == 0 and "Infinity" not in res.stdout
+    face = json.loads(res.stdout)[0]["faces"][0]  # json.loads would accept Infinity; the check above would not
+    assert face["identity"] is None and face["distance"] is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -41,7 +42,19 @@ AnnotateOpt = typer.Option(None, "--annotate", help="Write annotated copies of t
 
 
 def _emit(payload: Any) -> None:
-    sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+    """Print strict JSON: a non-finite number (an empty gallery's "no one, at infinite distance")
+    becomes null, since Infinity/NaN are not JSON and break other tools' parsers."""
+    sys.stdout.write(json.dumps(_finite(payload), indent=2, allow_nan=False) + "\n")
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def fail(exc: Exception, json_out: bool = False) -> NoReturn:

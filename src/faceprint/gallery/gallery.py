@@ -95,6 +95,10 @@ class Gallery:
         ``detector``, the gallery's model and ``threads``); its model must match too.
     index: "auto" (exact below 20k faces, faiss IVF above), "exact" or "ivf".
     timeout: seconds to wait for another process's write before giving up.
+
+    One Gallery object is for one thread at a time (its SQLite connection and in-memory index
+    are not locked): open one per thread, or guard a shared one with a lock as the HTTP
+    service does. Several processes may open the same file at once.
     """
 
     def __init__(
