@@ -123,7 +123,7 @@ def classifiers(pipe: FacePipeline, vectors: np.ndarray, names: np.ndarray, coun
     keep = counts >= 10
     x, y = vectors[keep], names[keep]
     xtr, xte, ytr, yte = train_test_split(x, y, test_size=0.25, stratify=y, random_state=0)
-    out["lfw10_svm_cv"] = cv = svm_c_by_cv(xtr, ytr)
+    out["lfw10_svm_cv"] = svm_c_by_cv(xtr, ytr)
     strangers = vectors[counts == 1]
     for name, clf in (("svm_C1", SVMFaceClassifier(C=1.0)), ("svm", SVMFaceClassifier()), ("knn", KNNFaceClassifier())):
         t0 = time.perf_counter()

@@ -61,4 +61,3 @@ def test_unknown_detector_lists_choices(data_dir: Path) -> None:
     assert res.exit_code != 0
     assert "mtcnn" in str(res.exception) or "mtcnn" in res.output
 
-import numpy as np  # noqa: E402  (used by the shape check above)

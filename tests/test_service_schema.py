@@ -6,7 +6,6 @@ the admin key so that they reach the handlers rather than stop at the key check.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 

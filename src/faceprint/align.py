@@ -22,7 +22,6 @@ import cv2
 import numpy as np
 
 from ._validate import check_pixels
-from .errors import InvalidImageError
 from .types import Detection, FaceChip
 
 __all__ = [

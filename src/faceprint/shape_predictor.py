@@ -24,7 +24,7 @@ import numpy as np
 from ._validate import check_pixels
 from ._dlib_format import DlibReader
 from ._resources import cache_dir, package_file, sha256_file
-from .errors import InvalidImageError, ModelError
+from .errors import ModelError
 
 __all__ = ["ShapePredictor", "default_model_path"]
 

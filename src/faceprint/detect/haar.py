@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from .._validate import check_pixels
-from ..errors import InvalidImageError, ModelError
+from ..errors import ModelError
 from ..types import Detection
 
 __all__ = ["HaarDetector"]

@@ -43,7 +43,7 @@ from torch import Tensor, nn
 from .._validate import check_pixels
 from .._dlib_dnn import DnnFile, fold_bn, read_dnn
 from .._resources import package_file
-from ..errors import InvalidImageError, ModelError, WeightsNotFoundError
+from ..errors import ModelError, WeightsNotFoundError
 from ..types import Detection
 
 __all__ = [

@@ -33,7 +33,7 @@ from torch import nn
 
 from .._validate import check_pixels
 from .._resources import package_file
-from ..errors import InvalidImageError, ModelError
+from ..errors import ModelError
 from ..types import Detection
 
 __all__ = ["MTCNNDetector"]
