@@ -273,3 +273,27 @@ def test_cli_identify_against_an_empty_gallery_prints_strict_json(
     assert res.exit_code == 0 and "Infinity" not in res.stdout
     face = json.loads(res.stdout)[0]["faces"][0]  # json.loads would accept Infinity; the check above would not
     assert face["identity"] is None and face["distance"] is None
+
+
+def test_people_by_id_and_faces_from_the_pipeline(gallery: Gallery, pipe: FacePipeline, data_dir: Path) -> None:
+    """The API the HTTP service builds on: stable person ids, faces added without re-running models."""
+    ids = gallery.person_ids()
+    assert sorted(ids.values()) == sorted(PEOPLE)
+    pid, created = gallery.add_person("kian")
+    assert created and gallery.person_ids()[pid] == "kian" and ("kian", 0) in gallery.people()
+    assert gallery.add_person("kian") == (pid, False)
+    photo = photos(data_dir, "val", "madonna", 1)[0]
+    face = pipe.face(photo)
+    sid = gallery.add_face("kian", face, source=str(photo), sha256="f" * 64)
+    assert sid is not None and gallery.add_face("kian", face, sha256="f" * 64) is None  # same photo twice
+    assert gallery.owner_of("f" * 64) == "kian" and gallery.owner_of("0" * 64) is None
+    found, vectors = gallery.sample_vectors([sid, 10**9])  # an unknown id is left out
+    assert found.tolist() == [sid]
+    np.testing.assert_allclose(vectors[0], face.embedding.vector, atol=1e-6)
+    assert gallery.identify_vectors(face.embedding.vector[None])[0][0].identity == "kian"
+    assert gallery.samples("kian")[0].quality == pytest.approx(face.detection.quality)
+    gallery.rename("kian", "kian_2")
+    assert gallery.person_ids()[pid] == "kian_2"  # the id survives a rename
+    other = dataclasses.replace(face, embedding=dataclasses.replace(face.embedding, model_id="facenet"))
+    with pytest.raises(ModelMismatchError):
+        gallery.add_face("kian_2", other)

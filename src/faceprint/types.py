@@ -40,6 +40,11 @@ class Detection:
     def center(self) -> tuple[float, float]:
         return ((self.box[0] + self.box[2]) / 2.0, (self.box[1] + self.box[3]) / 2.0)
 
+    @property
+    def quality(self) -> float:
+        """A rough usability score in [0, 1]: detector confidence, scaled down for faces under 100 px."""
+        return float(min(max(self.score, 0.0), 1.0) * min(1.0, min(self.width, self.height) / 100.0))
+
     def ltwh(self) -> list[float]:
         """The box as [left, top, width, height] (the CLI/JSON convention)."""
         left, top, right, bottom = self.box

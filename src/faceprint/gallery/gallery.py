@@ -30,7 +30,7 @@ from ..errors import FaceprintError, GalleryError, ModelMismatchError
 from ..imageio import ImageSource
 from ..models import ModelSpec, get_model_spec
 from ..pipeline import FacePipeline, iter_known_dir, select_face
-from ..types import Detection, Face, Match
+from ..types import Face, Match
 from .index import EXACT_MAX, ExactIndex, IVFIndex, load_index, make_index, save_index
 from .store import NewSample, Sample, Store
 
@@ -73,11 +73,6 @@ class EnrolReport:
     @property
     def failed(self) -> list[EnrolResult]:
         return self._count("failed")
-
-
-def face_quality(det: Detection) -> float:
-    """A rough usability score in [0, 1]: detector confidence, scaled down for faces under 100 px."""
-    return float(np.clip(det.score, 0.0, 1.0) * min(1.0, min(det.width, det.height) / 100.0))
 
 
 def _weights_sha(spec: ModelSpec, pipeline: FacePipeline | None) -> str:
@@ -290,7 +285,7 @@ class Gallery:
                     [
                         NewSample(
                             name, face.embedding.vector, os.path.abspath(src), sha, det.box,
-                            det.landmarks, face_quality(det),
+                            det.landmarks, det.quality,
                         )
                     ]
                 )[0]
@@ -310,6 +305,42 @@ class Gallery:
         srcs = list(sources) if sources is not None else [None] * len(v)
         ids = self.store.add([NewSample(n, x, s) for n, x, s in zip(names, v, srcs)])
         return [int(i) for i in ids if i is not None]
+
+    def add_person(self, name: str) -> tuple[int, bool]:
+        """Enrol a name with no face yet: (its person id, whether it was created now).
+
+        Person ids are SQLite row ids, never reused, so they survive renames (the HTTP API's ids).
+        """
+        with self.store.write():
+            known = self.store.person_id(name)
+            if known is not None:
+                return known, False
+            return self.store.ensure_person(name, time.time()), True
+
+    def add_face(self, name: str, face: Face, *, source: str | None = None, sha256: str | None = None) -> int | None:
+        """Add a face found by this gallery's model to a person (created if new), one transaction.
+
+        Returns the new sample id, or None when a photo with this sha256 is already enrolled.
+        """
+        if face.embedding.model_id and face.embedding.model_id != self.spec.name:
+            raise ModelMismatchError(
+                f"the face was embedded with {face.embedding.model_id!r}, this gallery holds {self.spec.name!r}"
+            )
+        det = face.detection
+        sample = NewSample(name, face.embedding.vector, source, sha256, det.box, det.landmarks, det.quality)
+        return self.store.add([sample])[0]
+
+    def person_ids(self) -> dict[int, str]:
+        """{person id: name} for everyone enrolled."""
+        return self.store.people_map()
+
+    def sample_vectors(self, ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(sample ids (N,) int64, descriptors (N, D) float32) of those of ``ids`` that exist."""
+        return self.store.vectors(np.asarray(ids, np.int64))
+
+    def owner_of(self, sha256: str) -> str | None:
+        """Who a photo with this content hash is enrolled as, or None."""
+        return self.store.has_sha(sha256)
 
     # -- editing ----------------------------------------------------------------------------------
     def remove_samples(self, ids: Sequence[int]) -> int:
@@ -535,7 +566,7 @@ class Gallery:
                 missing.append((s, str(exc)))
                 continue
             f = faces[select_face([x.detection for x in faces], image.shape, "center")]
-            updates.append((s.id, f.embedding.vector, f.detection.box, f.detection.landmarks, face_quality(f.detection)))
+            updates.append((s.id, f.embedding.vector, f.detection.box, f.detection.landmarks, f.detection.quality))
             if on_progress is not None:
                 on_progress(len(updates) + len(missing))
         if missing and not drop_missing:

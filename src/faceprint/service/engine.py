@@ -12,7 +12,6 @@ import hashlib
 import io
 import os
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,12 +21,10 @@ from PIL import Image
 
 from ..decide import distances, open_set, verify_embeddings
 from ..errors import GalleryError, NoFaceError, UnknownPersonError
-from ..gallery import Gallery
-from ..gallery.gallery import face_quality
-from ..gallery.store import NewSample, Sample
+from ..gallery import Gallery, Sample
 from ..imageio import load_image
 from ..pipeline import select_face
-from ..types import Detection, Face, Match, Verification
+from ..types import Face, Match, Verification
 from .batcher import MicroBatcher
 from .errors import ApiError
 from .settings import Settings
@@ -135,7 +132,7 @@ class Engine:
             person, samples = self.person(person_id)
             if not samples:
                 raise GalleryError(f"person {person.name!r} has no face samples yet; enrol a photo first")
-            refs = self.gallery.store.vectors(np.asarray([s.id for s in samples]))[1]
+            refs = self.gallery.sample_vectors([s.id for s in samples])[1]
             metric, thr = self.gallery.metric, self.gallery.threshold if threshold is None else threshold
         nearest = refs[int(np.argmin(distances(vector[None], refs, metric)[0]))]
         return verify_embeddings(vector, nearest, thr, metric), person
@@ -147,15 +144,15 @@ class Engine:
 
     # -- people -------------------------------------------------------------------------------------
     # The Gallery API names people; the HTTP API gives them stable ids (SQLite row ids, never
-    # reused), so a rename does not break a client's links. Ids come from the gallery's store.
+    # reused), so a rename does not break a client's links: Gallery.person_ids().
     def people(self) -> list[Person]:
         with self.lock:
-            ids = {name: pid for pid, name in self.gallery.store.people_map().items()}
+            ids = {name: pid for pid, name in self.gallery.person_ids().items()}
             return [Person(ids[name], name, n) for name, n in self.gallery.people()]
 
     def person_name(self, person_id: int) -> str:
         with self.lock:
-            name = self.gallery.store.people_map().get(int(person_id))
+            name = self.gallery.person_ids().get(int(person_id))
         if name is None:
             raise UnknownPersonError(f"no person with id {person_id}; GET /v1/people lists who is enrolled")
         return name
@@ -169,11 +166,9 @@ class Engine:
     def create_person(self, name: str) -> Person:
         _check_name(name)
         with self.lock:
-            store = self.gallery.store
-            with store.write():
-                if store.person_id(name) is not None:
-                    raise ApiError(409, "person_exists", f"{name!r} is already enrolled; add faces to them instead")
-                pid = store.ensure_person(name, time.time())
+            pid, created = self.gallery.add_person(name)
+        if not created:
+            raise ApiError(409, "person_exists", f"{name!r} is already enrolled; add faces to them instead")
         return Person(pid, name, 0)
 
     def rename_person(self, person_id: int, new: str) -> Person:
@@ -193,13 +188,10 @@ class Engine:
 
     def enrol(self, person_id: int, upload: Upload, face: Face) -> int:
         """Add a face of the uploaded photo to a person; the new sample id (409 for a known photo)."""
-        det: Detection = face.detection
         with self.lock:
             name = self.person_name(person_id)
             path = self._keep_photo(upload)
-            sid = self.gallery.store.add(
-                [NewSample(name, face.embedding.vector, str(path), upload.sha256, det.box, det.landmarks, face_quality(det))]
-            )[0]
+            sid = self.gallery.add_face(name, face, source=str(path), sha256=upload.sha256)
         if sid is None:
             raise ApiError(409, "duplicate_photo", f"this photo is already enrolled (as {self._owner(upload.sha256)!r})")
         return int(sid)
@@ -253,7 +245,7 @@ class Engine:
 
     def _owner(self, sha256: str) -> str | None:
         with self.lock:
-            return self.gallery.store.has_sha(sha256)
+            return self.gallery.owner_of(sha256)
 
 
 def _check_name(name: str) -> None:

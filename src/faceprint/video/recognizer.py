@@ -26,7 +26,6 @@ import cv2
 import numpy as np
 
 from ..detect import Detector
-from ..gallery.gallery import face_quality
 from ..pipeline import FacePipeline
 from ..types import Detection, Match
 from .events import UNKNOWN, Event
@@ -208,7 +207,7 @@ class VideoRecognizer:
             st = self._votes(t)
             if st.decided and frame.time - st.last_sample < self.recheck:
                 continue
-            q = face_quality(det)
+            q = det.quality
             st.best_quality = max(st.best_quality, q)
             if q < self.min_quality * st.best_quality and st.passed_over < 2:
                 st.passed_over += 1  # a better view may come on the next detection round
