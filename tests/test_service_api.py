@@ -85,6 +85,18 @@ def test_healthz_openapi_and_page(client: httpx.Client) -> None:
     assert httpx.get(f"{client.base_url}/static/app.js").status_code == 200
 
 
+def test_api_docs_work_offline(client: httpx.Client) -> None:
+    """/docs must not need a CDN: every script and style it loads comes from this server."""
+    import re
+
+    docs = httpx.get(f"{client.base_url}/docs")
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    assets = re.findall(r"""(?:src|href)=['"]([^'"]+)['"]""", docs.text)
+    assert assets and all(a.startswith("/") for a in assets), assets
+    for asset in assets:
+        assert httpx.get(f"{client.base_url}{asset}").status_code == 200, asset
+
+
 # -- detect / embed --------------------------------------------------------------------------------
 def test_detect_wire_shape_and_base64(client: httpx.Client, data_dir: Path) -> None:
     raw = photo(data_dir, "train", "madonna").read_bytes()
