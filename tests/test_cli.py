@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-
+import pytest
 from typer.testing import CliRunner
 
 from faceprint.cli import app
@@ -61,3 +61,13 @@ def test_unknown_detector_lists_choices(data_dir: Path) -> None:
     assert res.exit_code != 0
     assert "mtcnn" in str(res.exception) or "mtcnn" in res.output
 
+
+
+@pytest.mark.parametrize(
+    ("command", "text"),
+    [(["detect"], "(left, top, width, height)"), (["serve"], "FACEPRINT_HOST"), (["serve"], "FACEPRINT_GALLERY")],
+)
+def test_help_keeps_its_words(command: list[str], text: str) -> None:
+    """Help is rendered as rich markup, where "[...]" vanishes: these words must survive."""
+    res = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0 and text in res.output

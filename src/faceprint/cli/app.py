@@ -85,7 +85,7 @@ def detect(
     max_pixels: int = MaxPixelsOpt,
     annotate: Optional[Path] = AnnotateOpt,
 ) -> None:
-    """Find faces: box [left, top, width, height], score and 5 landmarks per face."""
+    """Find faces: box (left, top, width, height), score and 5 landmarks per face."""
     from ..detect import get_detector
     from ..imageio import load_image
 
@@ -222,7 +222,7 @@ def identify_images(pipe, images, known_faces, threshold, annotate) -> tuple[lis
 
 
 def print_identities(results: list[dict[str, Any]]) -> None:
-    table = Table("image", "face box [l, t, w, h]", "identity", "distance")
+    table = Table("image", "face box (l, t, w, h)", "identity", "distance")
     for r in results:
         name = Path(r["image"]).name
         if "error" in r:

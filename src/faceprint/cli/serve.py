@@ -12,17 +12,17 @@ err = Console(stderr=True)
 
 
 def serve(
-    host: Optional[str] = typer.Option(None, "--host", help="Address to listen on [env FACEPRINT_HOST; default 127.0.0.1]."),
-    port: Optional[int] = typer.Option(None, "--port", help="Port [env FACEPRINT_PORT; default 8000]."),
+    host: Optional[str] = typer.Option(None, "--host", help="Address to listen on (env FACEPRINT_HOST; default 127.0.0.1)."),
+    port: Optional[int] = typer.Option(None, "--port", help="Port (env FACEPRINT_PORT; default 8000)."),
     db: Optional[Path] = typer.Option(
-        None, "--db", help="The gallery file [env FACEPRINT_GALLERY; default ~/.cache/faceprint/gallery.db]."
+        None, "--db", help="The gallery file (env FACEPRINT_GALLERY; default ~/.cache/faceprint/gallery.db)."
     ),
-    detector: Optional[str] = typer.Option(None, "--detector", "-d", help="Face detector [default mtcnn]."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Embedding model [default: the gallery's own]."),
+    detector: Optional[str] = typer.Option(None, "--detector", "-d", help="Face detector (default mtcnn)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Embedding model (default: the gallery's own)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for the networks."),
-    api_key: Optional[str] = typer.Option(None, "--api-key", help="Key needed for every /v1 call [env FACEPRINT_API_KEY]."),
-    admin_key: Optional[str] = typer.Option(None, "--admin-key", help="Key needed for changes [env FACEPRINT_ADMIN_KEY]."),
-    cors: Optional[str] = typer.Option(None, "--cors", help="Allowed browser origins, comma-separated [env FACEPRINT_CORS_ORIGINS]."),
+    api_key: Optional[str] = typer.Option(None, "--api-key", help="Key needed for every /v1 call (env FACEPRINT_API_KEY)."),
+    admin_key: Optional[str] = typer.Option(None, "--admin-key", help="Key needed for changes (env FACEPRINT_ADMIN_KEY)."),
+    cors: Optional[str] = typer.Option(None, "--cors", help="Allowed browser origins, comma-separated (env FACEPRINT_CORS_ORIGINS)."),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
 ) -> None:
     """Serve the HTTP API (OpenAPI at /docs) and the web page (at /) on a persistent gallery."""
