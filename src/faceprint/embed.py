@@ -94,23 +94,14 @@ class Embedder:
             for start in range(0, len(arr), self.batch_size):
                 batch = arr[start : start + self.batch_size]
                 x = net.preprocess(batch).to(self.device)
-                y = net(x)
+                # the descriptor is the mean over the views: the chip, its mirror, jittered copies
+                total, views = net(x), 1
                 if self.flip:
-                    y = (y + net(torch.flip(x, dims=[3]))) / 2
+                    total, views = total + net(torch.flip(x, dims=[3])), views + 1
                 if self.jitter:
-                    y = (y * (2 if self.flip else 1) + self._jittered_sum(net, batch)) / (
-                        (2 if self.flip else 1) + self.jitter
-                    )
-                out[start : start + len(batch)] = y.float().cpu().numpy()
+                    rngs = [np.random.default_rng(zlib.crc32(c.tobytes())) for c in batch]  # seeded by content
+                    for _ in range(self.jitter):
+                        copies = np.stack([jitter_chip(c, r) for c, r in zip(batch, rngs)])
+                        total, views = total + net(net.preprocess(copies).to(self.device)), views + 1
+                out[start : start + len(batch)] = (total / views).float().cpu().numpy()
         return out
-
-    def _jittered_sum(self, net: torch.nn.Module, batch: np.ndarray) -> torch.Tensor:
-        """Sum over ``self.jitter`` perturbed copies of each chip of their descriptors."""
-        rngs = [np.random.default_rng(zlib.crc32(c.tobytes())) for c in batch]
-        total = None
-        for _ in range(self.jitter):
-            copies = np.stack([jitter_chip(c, r) for c, r in zip(batch, rngs)])
-            y = net(net.preprocess(copies).to(self.device))
-            total = y if total is None else total + y
-        assert total is not None  # jitter >= 1 here
-        return total
