@@ -104,12 +104,17 @@ class Ablation:
         self.keys = [str(p.relative_to(root)) for p in paths]
         self.embedder = Embedder("dlib-resnet-v1", flip=False)
         self.sp = ShapePredictor.load()
-        self._dets: dict[str, Store] = {}
-        self._views: dict[str, Store] = {}
+        self._stores: dict[str, Store] = {}
+
+    def _store(self, name: str) -> Store:
+        """The cache file ``name``, read from disk once per run."""
+        if name not in self._stores:
+            self._stores[name] = Store(name)
+        return self._stores[name]
 
     # -- detections: per image, the kept face as [l, t, r, b, score, 10 landmark coords or NaN]
     def detections(self, name: str, idx: list[int]) -> Store:
-        store = self._dets.get(name) or self._dets.setdefault(name, Store(f"det-{name}"))
+        store = self._store(f"det-{name}")
         todo = [i for i in idx if self.keys[i] not in store.data]
         if todo:
             det = get_detector(name)
@@ -152,12 +157,11 @@ class Ablation:
     # -- views: descriptors of one kind of chip for each image
     def views(self, chain: tuple[str, ...], align: str, padding: float, view: str) -> np.ndarray:
         src = self.source(chain)
-        stores: dict[str, Store] = {}
+        # one cache file per detector that found the faces: chains share each other's views
+        stores = [self._store(f"view-{name}-{align}-{padding:.2f}-{view}") for name, _ in src]
         out = np.zeros((len(self.paths), 128), np.float32)
         todo: list[int] = []
-        for i, (name, _) in enumerate(src):
-            key = f"view-{name}-{align}-{padding:.2f}-{view}"
-            store = stores.get(key) or stores.setdefault(key, self._views.get(key) or self._views.setdefault(key, Store(key)))
+        for i, store in enumerate(stores):
             if self.keys[i] in store.data:
                 out[i] = store.data[self.keys[i]]
             else:
@@ -168,8 +172,8 @@ class Ablation:
             vecs = self.embedder.embed(chips)
             for i, v in zip(chunk, vecs):
                 out[i] = v
-                stores[f"view-{src[i][0]}-{align}-{padding:.2f}-{view}"].data[self.keys[i]] = v
-        for store in stores.values():
+                stores[i].data[self.keys[i]] = v
+        for store in {id(stores[i]): stores[i] for i in todo}.values():  # only the files that changed
             store.save()
         return out
 
