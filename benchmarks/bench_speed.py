@@ -52,10 +52,15 @@ def fit(image: np.ndarray, w: int, h: int) -> np.ndarray:
     return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
 
 
+ERRORS: list[str] = []  # workers that failed: reported after the table, their cells left "-"
+
+
 def run(python: Path | str, script: Path, *args: str) -> dict:
     out = subprocess.run([str(python), str(script), *args], capture_output=True, text=True)
     if out.returncode != 0:
-        return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"exit {out.returncode}"}
+        why = out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"exit {out.returncode}"
+        ERRORS.append(f"{script.name} {' '.join(args[:1])}: {why}")
+        return {"error": why}
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -122,22 +127,11 @@ def main() -> None:
 
     print(f"threads: {args.threads}; ratio > 1 means faceprint is faster / smaller")
     print(table(["measure", "faceprint", "peer", "peer value", "ratio"], rows))
-    errors = {k: v["error"] for k, v in _flatten(result).items() if isinstance(v, dict) and "error" in v}
-    if errors:
-        print("errors:", json.dumps(errors, indent=1))
+    if ERRORS:
+        print("errors:\n  " + "\n  ".join(ERRORS))
     if not peers:
         print("(peers venv not found: run benchmarks/peers/setup.sh for the peer columns)")
     print(f"saved {save(f'speed-{args.threads}thr', result)}")
-
-
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict) and "error" not in v and any(isinstance(x, dict) for x in v.values()):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 if __name__ == "__main__":
