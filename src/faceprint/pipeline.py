@@ -18,7 +18,7 @@ from .detect import Detector, get_detector
 from .embed import Embedder
 from .errors import FaceprintError, InvalidImageError, NoFaceError
 from .imageio import DEFAULT_MAX_PIXELS, ImageSource, describe_source, load_image
-from .models import ModelSpec
+from .models import DEFAULT_MODEL, ModelSpec
 from .shape_predictor import ShapePredictor
 from .types import Detection, Embedding, Face, FaceChip, Match, Verification
 
@@ -65,7 +65,7 @@ class FacePipeline:
     def __init__(
         self,
         detector: str | Detector = "mtcnn",
-        model: str | ModelSpec = "dlib-resnet-v1",
+        model: str | ModelSpec = DEFAULT_MODEL,
         *,
         weights: str | Path | None = None,
         landmarks: Literal["sp5", "detector"] = "detector",

@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import sys
 from pathlib import Path
-from typing import Any, NoReturn, Optional
+from typing import Any, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from ..errors import FaceprintError
-from ..imageio import DEFAULT_MAX_PIXELS
+from .common import (
+    AcceptLicenceOpt,
+    AnnotateOpt,
+    DetectorOpt,
+    FarOpt,
+    JsonOpt,
+    MaxPixelsOpt,
+    ModelOpt,
+    ThreadsOpt,
+    WeightsOpt,
+    _emit,
+    _pipeline,
+    _round,
+    err,
+    fail,
+    identify_images,
+    print_identities,
+)
 
 app = typer.Typer(
     name="faceprint",
@@ -23,59 +38,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-err = Console(stderr=True)
-
-DetectorOpt = typer.Option(
-    "mtcnn", "--detector", "-d", help="Face detector: mtcnn, mmod, mmod-up1, haar; add -upright to search turned photos."
-)
-ModelOpt = typer.Option("dlib-resnet-v1", "--model", "-m", help="Embedding model name, or a model.pt from `faceprint train`.")
-WeightsOpt = typer.Option(None, "--weights", help="The model's weights file/folder, for models downloaded on first use (offline machines).")
-JsonOpt = typer.Option(False, "--json", help="Print JSON on stdout (stable shapes).")
-ThreadsOpt = typer.Option(None, "--threads", help="CPU threads for the networks (default: torch's).")
-MaxPixelsOpt = typer.Option(
-    int(os.environ.get("FACEPRINT_MAX_PIXELS", DEFAULT_MAX_PIXELS)),
-    "--max-pixels",
-    help="Refuse images with more pixels than this (decompression-bomb guard); 0 = no limit.",
-    min=0,
-)
-AnnotateOpt = typer.Option(None, "--annotate", help="Write annotated copies of the images to this folder.")
-
-
-def _emit(payload: Any) -> None:
-    """Print strict JSON: a non-finite number (an empty gallery's "no one, at infinite distance")
-    becomes null, since Infinity/NaN are not JSON and break other tools' parsers."""
-    sys.stdout.write(json.dumps(_finite(payload), indent=2, allow_nan=False) + "\n")
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
-def fail(exc: Exception, json_out: bool = False) -> NoReturn:
-    """End a command on a FaceprintError: its message (JSON with --json) and exit code 2."""
-    if json_out:
-        _emit({"error": str(exc)})
-    else:
-        err.print(f"[red]error:[/] {exc}")
-    raise typer.Exit(2) from None
-
-
-def _round(values: Any, nd: int = 2) -> list[float]:
-    return [round(float(v), nd) for v in values]
-
-
-def _pipeline(detector: str, model: str, threads: Optional[int], max_pixels: int, **kw: Any):  # noqa: ANN202
-    from ..pipeline import FacePipeline
-
-    return FacePipeline(detector=detector, model=model, threads=threads, max_pixels=max_pixels or None, **kw)
-
-
 @app.command()
 def detect(
     images: list[Path] = typer.Argument(..., help="Image files."),
@@ -90,9 +52,9 @@ def detect(
     from ..imageio import load_image
 
     if threads:
-        import torch
+        from ..runtime import set_default_threads
 
-        torch.set_num_threads(threads)
+        set_default_threads(threads)
     det = get_detector(detector)
     results: list[dict[str, Any]] = []
     failed = False
@@ -189,50 +151,6 @@ def identify(
     else:
         print_identities(results)
     raise typer.Exit(1 if failed else 0)
-
-
-def identify_images(pipe, images, known_faces, threshold, annotate) -> tuple[list[dict[str, Any]], bool]:  # noqa: ANN001
-    """The identify JSON list for some images, and whether any could not be read.
-
-    pipe: a FacePipeline with ``known_faces``, or a Gallery (``known_faces`` None) that knows its people.
-    """
-    results: list[dict[str, Any]] = []
-    failed = False
-    for path in images:
-        try:
-            if known_faces is None:
-                matches = pipe.identify(path, threshold=threshold)
-            else:
-                matches = pipe.identify(path, known_faces, threshold=threshold)
-        except FaceprintError as exc:
-            failed = True
-            results.append({"image": str(path), "error": str(exc)})
-            continue
-        faces = [
-            {"box": _round(face.detection.ltwh()), "identity": ranked[0].identity, "distance": round(ranked[0].distance, 6)}
-            for face, ranked in matches
-        ]
-        results.append({"image": str(path), "faces": faces})
-        if annotate is not None:
-            from ..draw import annotate_image
-
-            labels = [(f.detection.box, r[0].identity or "unknown", r[0].distance) for f, r in matches]
-            annotate_image(pipe.load(path), labels, Path(annotate) / f"{Path(path).stem}.png")
-    return results, failed
-
-
-def print_identities(results: list[dict[str, Any]]) -> None:
-    table = Table("image", "face box (l, t, w, h)", "identity", "distance")
-    for r in results:
-        name = Path(r["image"]).name
-        if "error" in r:
-            table.add_row(name, "-", f"[red]{r['error']}", "-")
-        elif not r["faces"]:
-            table.add_row(name, "-", "[yellow]no face", "-")
-        for f in r.get("faces", []):
-            box = "[" + ", ".join(f"{v:.0f}" for v in f["box"]) + "]"
-            table.add_row(name, box, f["identity"] or "unknown", f"{f['distance']:.3f}")
-    Console().print(table)
 
 
 demo_app = typer.Typer(help="Demonstrations on the shared data.", no_args_is_help=True)
@@ -425,6 +343,10 @@ app.add_typer(gallery_app, name="gallery")
 from . import watch as _watch  # noqa: E402
 
 _watch.register(app)
+
+from .models import models_app  # noqa: E402
+
+app.add_typer(models_app, name="models")
 
 from . import serve as _serve  # noqa: E402
 

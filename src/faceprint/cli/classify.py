@@ -8,7 +8,8 @@ from typing import Any, Optional
 import typer
 
 from ..errors import FaceprintError
-from .app import DetectorOpt, JsonOpt, MaxPixelsOpt, ModelOpt, ThreadsOpt, _emit, _pipeline, _round, err, print_identities
+from ..models import DEFAULT_MODEL
+from .common import DetectorOpt, JsonOpt, MaxPixelsOpt, ModelOpt, ThreadsOpt, _emit, _pipeline, _round, err, print_identities
 
 __all__ = ["classify_app", "register"]
 
@@ -105,7 +106,7 @@ def predict(
         clf.set_params(unknown_distance=unknown_distance or None)
     if unknown_proba is not None:
         clf.set_params(unknown_proba=unknown_proba or None)
-    pipe = _pipeline(detector, clf.embedding_model or "dlib-resnet-v1", threads, max_pixels)
+    pipe = _pipeline(detector, clf.embedding_model or DEFAULT_MODEL, threads, max_pixels)
     results: list[dict[str, Any]] = []
     failed = False
     for path in images:

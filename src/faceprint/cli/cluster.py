@@ -14,7 +14,7 @@ from rich.table import Table
 from ..cluster import CLUSTER_METHODS, DEFAULT_CLUSTER_METHOD, ClusteredFaces, cluster_images
 from ..errors import FaceprintError
 from ..pipeline import IMAGE_SUFFIXES
-from .app import DetectorOpt, JsonOpt, MaxPixelsOpt, ModelOpt, ThreadsOpt, _emit, _pipeline, _round, err
+from .common import DetectorOpt, JsonOpt, MaxPixelsOpt, ModelOpt, ThreadsOpt, _emit, _pipeline, _round, err
 
 __all__ = ["cluster", "find_images", "register"]
 

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..errors import FaceprintError
-from .app import AnnotateOpt, DetectorOpt, JsonOpt, ThreadsOpt, _emit, fail, identify_images, print_identities
+from .common import AnnotateOpt, DetectorOpt, JsonOpt, ThreadsOpt, _emit, fail, identify_images, print_identities
 
 gallery_app = typer.Typer(
     help="A persistent gallery of enrolled people in one SQLite file: enrol, identify, edit, export.",

