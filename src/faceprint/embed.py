@@ -18,7 +18,7 @@ from .errors import InvalidImageError, ModelError
 from .models import DEFAULT_MODEL, ModelSpec, check_terms, get_model_spec
 from .types import FaceChip
 
-__all__ = ["Embedder"]
+__all__ = ["Embedder", "FusedEmbedder", "make_embedder"]
 
 
 class Embedder:
@@ -141,6 +141,15 @@ class Embedder:
             views += [np.stack([jitter_chip(c, r) for c, r in zip(batch, rngs)]) for _ in range(self.jitter)]
         return views
 
+    @property
+    def member_specs(self) -> tuple[ModelSpec, ...]:
+        """The models whose chips :meth:`embed_members` takes: this one."""
+        return (self.spec,)
+
+    def embed_members(self, chips: Sequence[np.ndarray | Sequence[FaceChip]]) -> np.ndarray:
+        """:meth:`embed` of ``chips[0]``, the one member's chips (the interface fused models share)."""
+        return self.embed(chips[0])
+
     def embed(self, chips: np.ndarray | Sequence[FaceChip]) -> np.ndarray:
         """(N, S, S, 3) uint8 chips (or FaceChips) -> (N, D) float32 descriptors, N may be 0."""
         arr = self._as_array(chips)
@@ -156,3 +165,42 @@ class Embedder:
             vectors = run(stacked).reshape(n_views, len(batch), -1)
             out[start : start + len(batch)] = vectors.mean(axis=0)
         return out
+
+
+class FusedEmbedder:
+    """A fused model (:func:`faceprint.models.register_fusion`): every member embeds the same faces
+    from its own chips; the result is the members' unit vectors, each scaled by sqrt(weight), side
+    by side. Takes the keyword arguments of :class:`Embedder` for its members."""
+
+    def __init__(self, spec: ModelSpec, *, weights: str | Path | None = None, **kwargs: Any) -> None:
+        if weights is not None:
+            raise ValueError(f"{spec.name} is a fusion of registered models: it takes no weights file")
+        self.spec = spec
+        self.members = [Embedder(name, **kwargs) for name, _ in spec.members]
+        self.scales = np.sqrt(np.array([w for _, w in spec.members], np.float32))
+        self.weights = None
+        self.flip, self.jitter = self.members[0].flip, self.members[0].jitter
+
+    @property
+    def model_id(self) -> str:
+        return self.spec.name
+
+    @property
+    def member_specs(self) -> tuple[ModelSpec, ...]:
+        return tuple(m.spec for m in self.members)
+
+    def embed_members(self, chips: Sequence[np.ndarray | Sequence[FaceChip]]) -> np.ndarray:
+        """One chip set per member (same faces, member order) -> (N, sum of D) float32."""
+        if len(chips) != len(self.members):
+            raise ValueError(f"{self.spec.name} needs {len(self.members)} chip sets, got {len(chips)}")
+        parts = []
+        for member, scale, member_chips in zip(self.members, self.scales, chips):
+            v = member.embed(member_chips)
+            parts.append(scale * v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12))
+        return np.concatenate(parts, axis=1).astype(np.float32)
+
+
+def make_embedder(model: str | ModelSpec = DEFAULT_MODEL, **kwargs: Any) -> Embedder | FusedEmbedder:
+    """The embedder a registered model needs: :class:`FusedEmbedder` for fusions, else :class:`Embedder`."""
+    spec = model if isinstance(model, ModelSpec) else get_model_spec(model)
+    return FusedEmbedder(spec, **kwargs) if spec.members else Embedder(spec, **kwargs)

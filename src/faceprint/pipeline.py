@@ -15,7 +15,7 @@ import numpy as np
 from . import align
 from .decide import KnownFaces, identify_embeddings, verify_embeddings
 from .detect import Detector, get_detector
-from .embed import Embedder
+from .embed import make_embedder
 from .errors import FaceprintError, InvalidImageError, NoFaceError
 from .imageio import DEFAULT_MAX_PIXELS, ImageSource, describe_source, load_image
 from .models import DEFAULT_MODEL, ModelSpec
@@ -79,7 +79,7 @@ class FacePipeline:
         if landmarks not in ("sp5", "detector"):
             raise ValueError(f"landmarks must be 'detector' or 'sp5', got {landmarks!r}")
         self.detector = get_detector(detector) if isinstance(detector, str) else detector
-        self.embedder = Embedder(
+        self.embedder = make_embedder(
             model, weights=weights, threads=threads, batch_size=batch_size, flip=flip, jitter=jitter,
             accept_licence=accept_licence,
         )
@@ -119,15 +119,27 @@ class FacePipeline:
         return self._sp
 
     def align(self, image: np.ndarray, detections: Sequence[Detection]) -> list[FaceChip]:
-        """One chip per detection, in the embedding model's expected geometry."""
-        size, padding = self.spec.chip_size, self.spec.padding
+        """One chip per detection, in the embedding model's expected geometry (a fused model's
+        first member's)."""
+        return self._align_for(self.embedder.member_specs[0], image, detections)
+
+    def member_chips(self, image: np.ndarray, detections: Sequence[Detection]) -> list[list[FaceChip]]:
+        """The chips of each member model (one for plain models), each in its own geometry."""
+        return [self._align_for(spec, image, detections) for spec in self.embedder.member_specs]
+
+    def embed(self, image: np.ndarray, detections: Sequence[Detection]) -> np.ndarray:
+        """(N, D) float32 descriptors of the faces at ``detections`` in one (H, W, 3) image."""
+        return self.embedder.embed_members(self.member_chips(image, detections))
+
+    def _align_for(self, spec: ModelSpec, image: np.ndarray, detections: Sequence[Detection]) -> list[FaceChip]:
+        size, padding = spec.chip_size, spec.padding
         chips = []
         for det in detections:
-            if self.spec.alignment == "arcface-112":
+            if spec.alignment == "arcface-112":
                 chips.append(align.extract_arcface_chip(image, self._five_points(image, det), size=size))
                 continue
             points = self._dlib_points(image, det)
-            if self.spec.alignment == "openface-3pt":
+            if spec.alignment == "openface-3pt":
                 chips.append(align.extract_openface_chip(image, points, size=size))
             else:
                 chips.append(align.extract_dlib_chip(image, points, size=size, padding=padding))
@@ -152,13 +164,14 @@ class FacePipeline:
         Chips of all images go through the network together, so batching pays off across images.
         """
         per_image = self.detector.detect_batch(list(images))
-        chips: list[FaceChip] = []
+        members: list[list[FaceChip]] = [[] for _ in self.embedder.member_specs]
         owners: list[tuple[int, Detection]] = []
         for i, (image, dets) in enumerate(zip(images, per_image)):
-            for det, chip in zip(dets, self.align(image, dets)):
-                chips.append(chip)
-                owners.append((i, det))
-        vectors = self.embedder.embed(chips)
+            for chips, more in zip(members, self.member_chips(image, dets)):
+                chips.extend(more)
+            owners.extend((i, det) for det in dets)
+        chips = members[0]
+        vectors = self.embedder.embed_members(members)
         out: list[list[Face]] = [[] for _ in images]
         for (i, det), chip, vec in zip(owners, chips, vectors):
             emb = Embedding(vector=vec, model_id=self.spec.name)

@@ -9,6 +9,7 @@ from typing import Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ..errors import FaceprintError
@@ -104,20 +105,27 @@ def verify(
     model: str = ModelOpt,
     weights: Optional[Path] = WeightsOpt,
     threshold: Optional[float] = typer.Option(None, help="Distance threshold (default: the model's)."),
+    far: Optional[float] = FarOpt,
     json_out: bool = JsonOpt,
     threads: Optional[int] = ThreadsOpt,
     max_pixels: int = MaxPixelsOpt,
+    accept_licence: Optional[str] = AcceptLicenceOpt,
 ) -> None:
     """1:1 - are the central faces of two photos the same person?"""
     try:
-        v = _pipeline(detector, model, threads, max_pixels, weights=weights).verify(image_a, image_b, threshold=threshold)
+        pipe = _pipeline(detector, model, threads, max_pixels, weights=weights, accept_licence=accept_licence)
+        if far is not None:
+            threshold = pipe.spec.threshold_at(far)
+        v = pipe.verify(image_a, image_b, threshold=threshold)
     except FaceprintError as exc:
         fail(exc, json_out)
     if json_out:
-        _emit({"distance": round(v.distance, 6), "threshold": v.threshold, "same": v.same})
+        _emit({"distance": round(v.distance, 6), "threshold": v.threshold, "same": v.same, "far": far,
+               "model": pipe.spec.name, "metric": pipe.spec.metric})  # fmt: skip
     else:
         verdict = "same person" if v.same else "different people"
-        typer.echo(f"{verdict}: distance {v.distance:.4f} (threshold {v.threshold})")
+        at = f", FAR {far:g}" if far is not None else ""
+        typer.echo(f"{verdict}: distance {v.distance:.4f} (threshold {v.threshold:.4f}{at}, {pipe.spec.name})")
 
 
 @app.command()
@@ -128,23 +136,28 @@ def identify(
     model: str = ModelOpt,
     weights: Optional[Path] = WeightsOpt,
     threshold: Optional[float] = typer.Option(None, help="Distance threshold (default: the model's)."),
+    far: Optional[float] = FarOpt,
     json_out: bool = JsonOpt,
     threads: Optional[int] = ThreadsOpt,
     max_pixels: int = MaxPixelsOpt,
     annotate: Optional[Path] = AnnotateOpt,
+    accept_licence: Optional[str] = AcceptLicenceOpt,
 ) -> None:
     """1:K - who is in these photos? Faces farther than the threshold from everyone are unknown."""
-    pipe = _pipeline(detector, model, threads, max_pixels, weights=weights)
     try:
+        pipe = _pipeline(detector, model, threads, max_pixels, weights=weights, accept_licence=accept_licence)
         known_faces = pipe.known_faces(known, on_error="skip")
     except FaceprintError as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from None
+        fail(exc, json_out)
     for path, reason in pipe.skipped:
         err.print(f"[yellow]skipped known photo[/] {path}: {reason}")
     if len(known_faces) == 0:
         err.print(f"[red]error:[/] no usable face in {known}: give photos with one visible face each")
         raise typer.Exit(2)
+    try:  # 1:N: the FAR is per stranger, against everyone enrolled
+        threshold = pipe.spec.threshold_at(far, len(set(known_faces.names))) if far is not None else threshold
+    except FaceprintError as exc:
+        fail(exc, json_out)
     results, failed = identify_images(pipe, images, known_faces, threshold, annotate)
     if json_out:
         _emit(results)
@@ -204,7 +217,7 @@ def main() -> None:
     try:
         app()
     except FaceprintError as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {escape(str(exc))}")
         sys.exit(2)
 
 

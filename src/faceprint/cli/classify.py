@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
+from rich.markup import escape
 
 from ..errors import FaceprintError
 from ..models import DEFAULT_MODEL
@@ -50,7 +51,7 @@ def train(
     try:
         known = pipe.known_faces(folder, on_error="skip")
     except FaceprintError as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
     for path, reason in pipe.skipped:
         err.print(f"[yellow]skipped[/] {path}: {reason}")
@@ -100,7 +101,7 @@ def predict(
     try:
         clf = load_classifier(model_file)
     except FaceprintError as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
     if unknown_distance is not None:
         clf.set_params(unknown_distance=unknown_distance or None)

@@ -9,6 +9,7 @@ from typing import Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ..cluster import CLUSTER_METHODS, DEFAULT_CLUSTER_METHOD, ClusteredFaces, cluster_images
@@ -69,7 +70,7 @@ def cluster(
     try:
         result = cluster_images(pipe, files, method, threshold, min_size=min_size, seed=seed, progress=True)
     except (FaceprintError, ValueError) as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
     skipped = missing + list(result.skipped)
     for path, reason in skipped:

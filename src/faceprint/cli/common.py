@@ -14,6 +14,7 @@ from typing import Any, NoReturn, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ..errors import FaceprintError
@@ -69,7 +70,7 @@ def fail(exc: Exception, json_out: bool = False) -> NoReturn:
     if json_out:
         _emit({"error": str(exc)})
     else:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {escape(str(exc))}")
     raise typer.Exit(2) from None
 
 
@@ -94,6 +95,8 @@ def identify_images(pipe, images, known_faces, threshold, annotate) -> tuple[lis
     """
     results: list[dict[str, Any]] = []
     failed = False
+    # the threshold each answer used, in the JSON: the given one, else the gallery's, else the model's
+    used = threshold if threshold is not None else getattr(pipe, "threshold", None) or pipe.spec.threshold
     for path in images:
         try:
             if known_faces is None:
@@ -108,7 +111,7 @@ def identify_images(pipe, images, known_faces, threshold, annotate) -> tuple[lis
             {"box": _round(face.detection.ltwh()), "identity": ranked[0].identity, "distance": round(ranked[0].distance, 6)}
             for face, ranked in matches
         ]
-        results.append({"image": str(path), "faces": faces})
+        results.append({"image": str(path), "threshold": round(float(used), 6), "faces": faces})
         if annotate is not None:
             from ..draw import annotate_image
 

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..errors import FaceprintError
-from .common import AnnotateOpt, DetectorOpt, JsonOpt, ThreadsOpt, _emit, fail, identify_images, print_identities
+from .common import AnnotateOpt, FarOpt, DetectorOpt, JsonOpt, ThreadsOpt, _emit, fail, identify_images, print_identities
 
 gallery_app = typer.Typer(
     help="A persistent gallery of enrolled people in one SQLite file: enrol, identify, edit, export.",
@@ -123,11 +123,16 @@ def identify(
     ctx: typer.Context,
     images: list[Path] = typer.Argument(..., help="Photos to identify."),
     threshold: Optional[float] = typer.Option(None, help="Distance threshold (default: the gallery's, else the model's)."),
+    far: Optional[float] = FarOpt,
     json_out: bool = JsonOpt,
     annotate: Optional[Path] = AnnotateOpt,
 ) -> None:
     """Who is in these photos? Faces farther than the threshold from everyone are unknown."""
     with _open(ctx, json_out=json_out) as g:
+        try:
+            threshold = g.threshold_at_far(far) if far is not None else threshold if threshold is not None else g.threshold
+        except FaceprintError as exc:
+            fail(exc, json_out)
         results, failed = identify_images(g, images, None, threshold, annotate)
     if json_out:
         _emit(results)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
+from rich.markup import escape
 
 from ..errors import FaceprintError
 from .common import DetectorOpt, MaxPixelsOpt, ModelOpt, ThreadsOpt, _pipeline, err
@@ -44,7 +45,7 @@ def _run(draw: Callable[[Any], Path], detector: str, model: str, threads: Option
     try:
         path = draw(_pipeline(detector, model, threads, max_pixels))
     except (FaceprintError, ValueError) as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
     typer.echo(f"wrote {path}")
 

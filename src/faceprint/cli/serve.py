@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+
+from ..models import LICENCE_ENV
+from .common import AcceptLicenceOpt
 
 err = Console(stderr=True)
 
@@ -20,6 +25,10 @@ def serve(
     detector: Optional[str] = typer.Option(None, "--detector", "-d", help="Face detector (default mtcnn)."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Embedding model (default: the gallery's own)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for the networks."),
+    far: Optional[float] = typer.Option(
+        None, "--far", min=0.0, max=0.5, help="Decide at this false-accept rate (env FACEPRINT_FAR) via the model's calibration."
+    ),
+    accept_licence: Optional[str] = AcceptLicenceOpt,
     api_key: Optional[str] = typer.Option(None, "--api-key", help="Key needed for every /v1 call (env FACEPRINT_API_KEY)."),
     admin_key: Optional[str] = typer.Option(None, "--admin-key", help="Key needed for changes (env FACEPRINT_ADMIN_KEY)."),
     cors: Optional[str] = typer.Option(None, "--cors", help="Allowed browser origins, comma-separated (env FACEPRINT_CORS_ORIGINS)."),
@@ -33,13 +42,15 @@ def serve(
     except ImportError as exc:
         err.print(f"[red]error:[/] the service needs its extra ({exc.name} is missing): pip install 'faceprint[service]'")
         raise typer.Exit(2) from None
+    if accept_licence:  # the service builds its models from the environment's accepted licences
+        os.environ[LICENCE_ENV] = accept_licence
     try:
         settings = Settings.from_env(
-            host=host, port=port, db=db, detector=detector, model=model, threads=threads,
+            host=host, port=port, db=db, detector=detector, model=model, threads=threads, far=far,
             api_key=api_key, admin_key=admin_key, cors_origins=cors,
         )
     except ValueError as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
     warning = exposure_warning(settings)
     if warning:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.console import Console
 
 __all__ = ["register", "train"]
 
@@ -80,7 +81,11 @@ def train(
     json_out: bool = typer.Option(False, "--json", help="Print the run summary as JSON."),
 ) -> None:
     """Train or fine-tune an embedding network with the FaceNet triplet loss and online mining."""
-    import torch
+    try:
+        import torch
+    except ImportError:
+        Console(stderr=True).print("[red]error:[/] faceprint train needs PyTorch: pip install 'faceprint\\[train]'")
+        raise typer.Exit(2) from None
 
     from ..pipeline import FacePipeline
     from ..train import PairSet, TrainConfig, Trainer, hold_out_identities, load_identity_folder

@@ -115,8 +115,7 @@ def embed_images(
                 k = select_face([f.detection for f in faces], image.shape, "center")
                 vectors[i], how[i] = faces[k].embedding.vector, "fallback"
             else:
-                chip = pipe.align(image, [central_box_detection(image.shape)])
-                vectors[i], how[i] = pipe.embedder.embed(chip)[0], "center"
+                vectors[i], how[i] = pipe.embed(image, [central_box_detection(image.shape)])[0], "center"
         if store:
             store.put([paths[i] for i in idx], vectors[idx], [how[i] for i in idx])
             if (start // batch) % 50 == 49:

@@ -187,6 +187,11 @@ class Gallery:
         value = self.store.get_meta("threshold")
         return self.spec.threshold if value is None else float(value)
 
+    def threshold_at_far(self, far: float) -> float:
+        """The distance threshold at which a stranger is taken for someone enrolled with rate
+        ``far``, for this gallery's number of people (the model's calibration, 1:N-adjusted)."""
+        return self.spec.threshold_at(far, enrolled=max(1, len(self.people())))
+
     def set_threshold(self, value: float | None) -> None:
         """Set this gallery's threshold (None: back to the model's)."""
         if value is not None and not (np.isfinite(value) and value > 0):

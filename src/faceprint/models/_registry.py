@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+
 from .._resources import LICENCE_ENV, WeightsSource, check_terms, sha256_file
 from ..errors import ModelError, UnknownNameError
 
@@ -23,6 +25,7 @@ __all__ = [
     "check_terms",
     "get_model_spec",
     "list_models",
+    "register_fusion",
     "register_model",
 ]
 
@@ -59,8 +62,32 @@ class ModelSpec:
     far_thresholds: dict[float, float] = field(default_factory=dict)
     #: measured figures shown by `faceprint models list` ({"lfw": "99.58 ± 0.29", "ms_per_face": ...})
     figures: dict[str, Any] = field(default_factory=dict)
+    #: a fused model's members, (registered name, weight): see :func:`register_fusion`
+    members: tuple[tuple[str, float], ...] = ()
     arch: str | None = None  # "module:function" building the network with untrained weights
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def threshold_at(self, far: float, enrolled: int = 1) -> float:
+        """The distance threshold that gives false-accept rate ``far``, from the model's calibration.
+
+        enrolled: people compared against (1:N). A stranger is falsely accepted when any of N
+        impostor comparisons passes, so each comparison must pass with rate 1 - (1 - far)^(1/N).
+        The calibration table is interpolated in log(FAR); outside it a ModelError says so.
+        """
+        if not 0.0 < far < 1.0:
+            raise ValueError(f"far must be between 0 and 1, got {far}")
+        if not self.far_thresholds:
+            raise ModelError(f"model {self.name!r} has no FAR calibration: pass a distance threshold instead")
+        n = max(1, int(enrolled))
+        per_pair = -np.expm1(np.log1p(-far) / n)  # 1 - (1 - far)^(1/n), exact for tiny far
+        fars = np.array(sorted(self.far_thresholds))
+        if not fars[0] * (1 - 1e-9) <= per_pair <= fars[-1] * (1 + 1e-9):
+            raise ModelError(
+                f"FAR {far:g} over {n} enrolled people needs a per-comparison FAR of {per_pair:.2g}, outside "
+                f"{self.name}'s calibration ({fars[0]:g} to {fars[-1]:g}): pass a distance threshold instead"
+            )
+        thresholds = np.array([self.far_thresholds[f] for f in fars])
+        return float(np.interp(np.log(per_pair), np.log(fars), thresholds))
 
     def onnx_file(self, path: Path | None = None) -> Path:
         """The ONNX graph recognition runs, built once into the cache from ``path`` or the
@@ -100,6 +127,49 @@ def register_model(spec: ModelSpec) -> ModelSpec:
         raise ValueError(f"model {spec.name!r} is already registered")
     _REGISTRY[spec.name] = spec
     return spec
+
+
+def register_fusion(
+    members: tuple[tuple[str, float], ...], *, threshold: float, far_thresholds: dict[float, float] | None = None,
+    figures: dict[str, Any] | None = None, description: str = "",
+) -> ModelSpec:
+    """Register the score fusion of registered models as a model of its own, named "a+b".
+
+    Each member embeds the face with its own chip; its unit vector, scaled by sqrt(weight), is one
+    block of the fused vector. The squared Euclidean distance of two fused vectors is then
+    2 x the weighted sum of the members' cosine distances: a linear fusion rule that galleries,
+    indexes and clustering use like any other Euclidean embedding, with one calibrated threshold.
+    """
+    specs = [get_model_spec(name) for name, _ in members]
+    if len(specs) < 2 or any(s.members for s in specs):
+        raise ValueError("a fusion needs two or more registered, unfused models")
+    import hashlib
+
+    digest = hashlib.sha256(repr([(s.name, s.weights.sha256, w) for s, (_, w) in zip(specs, members)]).encode())
+    terms = [s.weights.terms for s in specs if s.weights.terms]
+    first = specs[0]
+    return register_model(
+        ModelSpec(
+            name="+".join(s.name for s in specs),
+            weights=WeightsSource(
+                filename=" + ".join(s.weights.filename for s in specs),
+                sha256=digest.hexdigest(),
+                licence="; ".join(f"{s.name}: {s.weights.licence}" for s in specs),
+                terms=terms[0] if terms else None,
+            ),
+            chip_size=first.chip_size,
+            alignment=first.alignment,
+            padding=first.padding,
+            normalisation="each member's own; unit vectors scaled by sqrt(weight), concatenated",
+            embedding_size=sum(s.embedding_size for s in specs),
+            metric="euclidean",
+            threshold=threshold,
+            description=description or "score fusion of " + " and ".join(s.name for s in specs),
+            far_thresholds=dict(far_thresholds or {}),
+            figures=dict(figures or {}),
+            members=tuple((name, float(w)) for name, w in members),
+        )
+    )
 
 
 def list_models(pattern: str = "*") -> list[str]:

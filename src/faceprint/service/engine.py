@@ -109,15 +109,25 @@ class Engine:
         with self.lock:
             return self.gallery.threshold
 
+    def _threshold(self, threshold: float | None, far: float | None, one_to_n: bool) -> float:
+        """A request's threshold, else its FAR (or the service's), else the gallery's threshold.
+        Call with the lock held."""
+        if threshold is not None:
+            return threshold
+        far = far if far is not None else self.settings.far
+        if far is None:
+            return self.gallery.threshold
+        return self.gallery.threshold_at_far(far) if one_to_n else self.gallery.spec.threshold_at(far)
+
     def identify(
-        self, vectors: np.ndarray, top_k: int, threshold: float | None
+        self, vectors: np.ndarray, top_k: int, threshold: float | None, far: float | None = None
     ) -> tuple[float, list[tuple[Match, list[Match]]]]:
         """The threshold used, and (decision, ranked named candidates) per (Q, D) descriptor.
 
         decision.identity is None for "unknown".
         """
         with self.lock:
-            thr = self.gallery.threshold if threshold is None else threshold
+            thr = self._threshold(threshold, far, one_to_n=True)
             # Rank without the open-set rule so candidates keep their names; then apply it once.
             ranked = self.gallery.identify_vectors(vectors, top_k=top_k, threshold=float("inf"))
         out = []
@@ -126,20 +136,22 @@ class Engine:
             out.append((open_set(named, thr)[0], named))
         return thr, out
 
-    def verify_person(self, vector: np.ndarray, person_id: int, threshold: float | None) -> tuple[Verification, Person]:
+    def verify_person(
+        self, vector: np.ndarray, person_id: int, threshold: float | None, far: float | None = None
+    ) -> tuple[Verification, Person]:
         """1:1 against a person: the distance to their nearest sample."""
         with self.lock:
             person, samples = self.person(person_id)
             if not samples:
                 raise GalleryError(f"person {person.name!r} has no face samples yet; enrol a photo first")
             refs = self.gallery.sample_vectors([s.id for s in samples])[1]
-            metric, thr = self.gallery.metric, self.gallery.threshold if threshold is None else threshold
+            metric, thr = self.gallery.metric, self._threshold(threshold, far, one_to_n=False)
         nearest = refs[int(np.argmin(distances(vector[None], refs, metric)[0]))]
         return verify_embeddings(vector, nearest, thr, metric), person
 
-    def verify(self, a: np.ndarray, b: np.ndarray, threshold: float | None) -> Verification:
+    def verify(self, a: np.ndarray, b: np.ndarray, threshold: float | None, far: float | None = None) -> Verification:
         with self.lock:
-            metric, thr = self.gallery.metric, self.gallery.threshold if threshold is None else threshold
+            metric, thr = self.gallery.metric, self._threshold(threshold, far, one_to_n=False)
         return verify_embeddings(a, b, thr, metric)
 
     # -- people -------------------------------------------------------------------------------------

@@ -33,6 +33,8 @@ class Settings:
     max_upload_bytes / max_pixels: request body and decoded image limits. max_batch / batch_wait_ms:
         the micro-batcher gathers up to this many images, waiting at most this long for company.
     max_inflight: images decoded or in the models at once; further requests wait (bounds memory).
+    far: default false-accept rate of decisions, mapped through the model's calibration (1:N
+        adjusted for the gallery's size on identify); a request's threshold or far overrides it.
     """
 
     host: str = "127.0.0.1"
@@ -52,6 +54,7 @@ class Settings:
     batch_wait_ms: float = 5.0
     max_inflight: int = 8
     top_k: int = 3
+    far: float | None = None  # decide at this false-accept rate (model calibration) unless a threshold is given
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -84,8 +87,11 @@ def _parse(name: str, raw: str) -> Any:
             return int(raw)
         except ValueError:
             raise ValueError(f"FACEPRINT_{name.upper()}={raw!r} is not an integer") from None
-    if name == "batch_wait_ms":
-        return float(raw)
+    if name in ("batch_wait_ms", "far"):
+        try:
+            return float(raw)
+        except ValueError:
+            raise ValueError(f"FACEPRINT_{name.upper()}={raw!r} is not a number") from None
     if name == "cors_origins":
         return tuple(o.strip() for o in raw.split(",") if o.strip())
     return raw

@@ -217,7 +217,7 @@ class VideoRecognizer:
         if not chosen:
             return []
         dets = [t.detection for t in chosen]
-        vectors = self.pipeline.embedder.embed(self.pipeline.align(frame.image, dets))  # type: ignore[arg-type]
+        vectors = self.pipeline.embed(frame.image, dets)  # type: ignore[arg-type]
         ranked = self.gallery.identify_vectors(vectors, threshold=self.threshold)
         events = []
         for t, matches in zip(chosen, ranked):

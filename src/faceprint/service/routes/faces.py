@@ -17,7 +17,8 @@ from .common import ERRORS, engine, infer
 router = APIRouter(prefix="/v1", tags=["faces"], dependencies=[Depends(require_read)], responses=ERRORS)
 
 _PHOTO = {"image": "The photo."}
-ThresholdQ = Query(None, gt=0, le=4, description="Distance threshold (default: the gallery's, else the model's).")
+ThresholdQ = Query(None, gt=0, le=4, description="Distance threshold (default: from far, else the gallery's, else the model's).")
+FarQ = Query(None, gt=0, lt=0.5, description="Decide at this false-accept rate through the model's calibration (identify: for the gallery's size).")
 
 
 @router.post("/detect", response_model=DetectResponse, openapi_extra=image_body(_PHOTO))
@@ -46,6 +47,7 @@ async def identify(
     request: Request,
     top_k: Optional[int] = Query(None, ge=1, le=100, description="Candidates per face (default 3)."),
     threshold: Optional[float] = ThresholdQ,
+    far: Optional[float] = FarQ,
 ) -> dict[str, Any]:
     """Who is in the photo: one entry per face, with ranked candidates and an explicit unknown."""
     eng = engine(request)
@@ -54,7 +56,7 @@ async def identify(
     k = top_k or eng.settings.top_k
     dim = eng.pipeline.spec.embedding_size
     vectors = np.stack([f.embedding.vector for f in faces]) if faces else np.zeros((0, dim), np.float32)
-    thr, decided = await run_in_threadpool(eng.identify, vectors, k, threshold)
+    thr, decided = await run_in_threadpool(eng.identify, vectors, k, threshold, far)
     entries = []
     for face, (decision, candidates) in zip(faces, decided):
         entries.append(
@@ -78,7 +80,9 @@ async def identify(
          "person": ("string", "Compare with the enrolled person of this name instead of image2.")},
     ),
 )
-async def verify(request: Request, threshold: Optional[float] = ThresholdQ) -> dict[str, Any]:
+async def verify(
+    request: Request, threshold: Optional[float] = ThresholdQ, far: Optional[float] = FarQ
+) -> dict[str, Any]:
     """1:1: is the (most central) face of `image` the same person as in `image2`, or as an enrolled person?"""
     eng = engine(request)
     found, values = await read_inputs(request, ("image", "image2"), ("person_id", "person"))
@@ -86,12 +90,12 @@ async def verify(request: Request, threshold: Optional[float] = ThresholdQ) -> d
     if "image2" in found:
         (ua, fa), (ub, fb) = await infer(request, "faces", [("image", first), ("image2", found["image2"])])
         a, b = eng.central(fa, ua), eng.central(fb, ub, "image2")
-        result = await run_in_threadpool(eng.verify, a.embedding.vector, b.embedding.vector, threshold)
+        result = await run_in_threadpool(eng.verify, a.embedding.vector, b.embedding.vector, threshold, far)
         return {**_verdict(result), "location": location(a.detection.box)}
     person_id = await _person_id(request, values)
     [(ua, fa)] = await infer(request, "faces", [("image", first)])
     a = eng.central(fa, ua)
-    result, person = await run_in_threadpool(eng.verify_person, a.embedding.vector, person_id, threshold)
+    result, person = await run_in_threadpool(eng.verify_person, a.embedding.vector, person_id, threshold, far)
     return {**_verdict(result), "location": location(a.detection.box), "person": vars(person)}
 
 
