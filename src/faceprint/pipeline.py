@@ -14,7 +14,7 @@ import numpy as np
 
 from . import align
 from .decide import KnownFaces, identify_embeddings, verify_embeddings
-from .detect import Detector, get_detector
+from .detect import Detector, detector_weights, get_detector, list_detectors
 from .embed import make_embedder
 from .errors import FaceprintError, InvalidImageError, NoFaceError
 from .imageio import DEFAULT_MAX_PIXELS, ImageSource, describe_source, load_image
@@ -78,7 +78,12 @@ class FacePipeline:
     ) -> None:
         if landmarks not in ("sp5", "detector"):
             raise ValueError(f"landmarks must be 'detector' or 'sp5', got {landmarks!r}")
-        self.detector = get_detector(detector) if isinstance(detector, str) else detector
+        if isinstance(detector, str):
+            base = detector.removesuffix("-upright")
+            opt_in = any(w.terms for w in detector_weights(base)) if base in list_detectors() else False
+            # only detectors under non-commercial terms take (and check) accepted licences
+            detector = get_detector(detector, **({"accept_licence": accept_licence} if opt_in else {}))
+        self.detector = detector
         self.embedder = make_embedder(
             model, weights=weights, threads=threads, batch_size=batch_size, flip=flip, jitter=jitter,
             accept_licence=accept_licence,

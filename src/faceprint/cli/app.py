@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import FaceprintError
+from ..models import LICENCE_ENV
 from .common import (
     AcceptLicenceOpt,
     AnnotateOpt,
@@ -39,6 +40,13 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+@app.callback()
+def _root(accept_licence: Optional[str] = AcceptLicenceOpt) -> None:
+    """Face recognition from a photo to a decision: detect, verify, identify."""
+    if accept_licence:  # every command (gallery, eval, serve, watch) builds its models after this
+        os.environ[LICENCE_ENV] = accept_licence
+
+
 @app.command()
 def detect(
     images: list[Path] = typer.Argument(..., help="Image files."),

