@@ -11,9 +11,13 @@ resident memory of each process is its own:
    photos, centre-cropped to the aspect and resized): faceprint MTCNN vs facenet-pytorch MTCNN
    (both min face 20 px, factor 0.709) and vs face_recognition's default HOG (1 upsample);
    faceprint MMOD vs dlib's MMOD at the same upsample (0).
-2. Embedding ms/face on ready 150x150 chips, batch 1 and 32, vs dlib's compute_face_descriptor.
+2. Embedding ms/face on ready chips (each model's own geometry), batch 1 and 32, for every
+   registered ONNX model and the default; dlib-resnet-v1 vs dlib's compute_face_descriptor.
 3. End to end (decode, detect, landmarks, chip, descriptor) images/s on LFW photos vs
-   face_recognition's default pipeline (HOG, 1 upsample, 5-point, 1 jitter), with peak memory.
+   face_recognition's default pipeline (HOG, 1 upsample, 5-point, 1 jitter), with peak memory:
+   the default pipeline and the fast choice ``--model dlib-resnet-v1``.
+4. Cold start: ``faceprint verify a.jpg b.jpg`` against face_recognition's CLI on the same two photos
+   (each a fresh process: wall time and peak memory).
 Prints a Markdown table with ratios and saves JSON under benchmarks/results/.
 """
 
@@ -32,12 +36,14 @@ import numpy as np
 from common import PEERS_PY, REPO, data_root, lfw_sample, peers_available, save, table
 
 from faceprint import FacePipeline, load_image
+from faceprint.models import DEFAULT_MODEL
 
 SIZES = [(250, 250), (640, 480), (1280, 720), (1920, 1080)]
 GROUP_PHOTOS = ["group_bbt1.jpg", "multiface.jpg", "two_people.jpg", "couple.jpg", "compreface_000_5.jpg",
                 "compreface_016_8.jpg", "obama_and_biden.jpg", "group_t1.jpg"]
 # faceprint detector -> the peers it is compared with (peer worker names)
-DETECT_PAIRS = [("mtcnn", "facenet-mtcnn"), ("mtcnn", "hog"), ("mmod", "cnn0")]
+DETECT_PAIRS = [("mtcnn", "facenet-mtcnn"), ("mtcnn", "hog"), ("mmod", "cnn0"), ("yunet", "hog")]
+EMBED_MODELS = ["dlib-resnet-v1", "sface", "arcface-mbf", "dlib-resnet-v1+sface"]
 
 
 def fit(image: np.ndarray, w: int, h: int) -> np.ndarray:
@@ -101,29 +107,54 @@ def main() -> None:
                 {"facenet-mtcnn": "facenet-pytorch MTCNN", "hog": "face_recognition HOG", "cnn0": "dlib MMOD"}[peer],
                 b.get("ms_per_image"), False)
 
-    # 2. embedding on ready chips
-    pipe = FacePipeline()
+    # 2. embedding on ready chips, every model in its own geometry
+    (tmp / "chip-images.txt").write_text("\n".join(map(str, lfw_sample(args.chips))))
+    pipe = FacePipeline(model="dlib-resnet-v1")
     chip_images = [pipe.load(p) for p in lfw_sample(args.chips)]
     chips = np.stack([f.chip.pixels for faces in pipe.faces_batch(chip_images, keep_chips=True) for f in faces[:1]])
     np.save(tmp / "chips.npy", chips)
-    a = ours("embed", "--threads", thr, "--chips", str(tmp / "chips.npy"), "--repeats", reps)
     b = theirs("embed", "--threads", thr, "--chips", str(tmp / "chips.npy"), "--repeats", reps)
-    result["embed"] = {"faceprint": a, "dlib": b, "chips": len(chips)}
-    for batch in (1, 32):
-        row(f"embed ms/face, batch {batch}", a.get(f"batch{batch}_ms_per_face"), "dlib",
-            b.get(f"batch{batch}_ms_per_face"), False)
+    result["embed"] = {"dlib": b, "chips": len(chips)}
+    for model in dict.fromkeys([*EMBED_MODELS, DEFAULT_MODEL]):
+        a = ours("embed", "--threads", thr, "--images", str(tmp / "chip-images.txt"), "--repeats", reps,
+                 "--model", model, "--accept-licence", "insightface-non-commercial")  # fmt: skip
+        result["embed"][model] = a  # type: ignore[index]
+        for batch in (1, 32):
+            peer = b.get(f"batch{batch}_ms_per_face") if model == "dlib-resnet-v1" else None
+            row(f"embed ms/face, batch {batch}: {model}", a.get(f"batch{batch}_ms_per_face"),
+                "dlib" if peer else "-", peer, False)  # fmt: skip
 
     # 3. end to end on LFW photos, with peak memory
     (tmp / "images.txt").write_text("\n".join(map(str, lfw_sample(args.images))))
-    flip = ours("e2e", "--threads", thr, "--images", str(tmp / "images.txt"))
-    noflip = ours("e2e", "--threads", thr, "--images", str(tmp / "images.txt"), "--no-flip")
     fr = theirs("e2e", "--threads", thr, "--images", str(tmp / "images.txt"))
-    result["e2e"] = {"faceprint": flip, "faceprint_noflip": noflip, "face_recognition": fr, "images": args.images}
-    row(f"end-to-end images/s, {args.images} LFW (default: flip)", flip.get("images_per_s"), "face_recognition",
-        fr.get("images_per_s"), True)
-    row(f"end-to-end images/s, {args.images} LFW (no flip)", noflip.get("images_per_s"), "face_recognition",
-        fr.get("images_per_s"), True)
-    row("end-to-end peak memory MB (default)", flip.get("peak_rss_mb"), "face_recognition", fr.get("peak_rss_mb"), False)
+    result["e2e"] = {"face_recognition": fr, "images": args.images}
+    variants = [(f"default ({DEFAULT_MODEL}, flip)", []), ("default, no flip", ["--no-flip"]),
+                ("--model dlib-resnet-v1 (flip)", ["--model", "dlib-resnet-v1"]),
+                ("--model dlib-resnet-v1, no flip", ["--model", "dlib-resnet-v1", "--no-flip"])]  # fmt: skip
+    for label, extra in variants:
+        mine = ours("e2e", "--threads", thr, "--images", str(tmp / "images.txt"), *extra)
+        result["e2e"][label] = mine  # type: ignore[index]
+        row(f"end-to-end images/s, {args.images} LFW: {label}", mine.get("images_per_s"), "face_recognition",
+            fr.get("images_per_s"), True)  # fmt: skip
+        row(f"end-to-end peak memory MB: {label}", mine.get("peak_rss_mb"), "face_recognition",
+            fr.get("peak_rss_mb"), False)  # fmt: skip
+
+    # 4. cold start of the command-line tools on the same two photos
+    a_img, b_img = lfw_sample(2)
+    known = tmp / "known"
+    known.mkdir()
+    (known / "a.jpg").write_bytes(a_img.read_bytes())
+    cold = REPO / "benchmarks" / "workers" / "cold.py"
+    cli = [sys.executable, "-c", "from faceprint.cli import main; main()", "verify", str(a_img), str(b_img), "--json"]
+    mine = [run(sys.executable, cold, *cli) for _ in range(args.repeats + 1)]
+    fr_cli = str(PEERS_PY.parent / "face_recognition")
+    peer_runs = [run(sys.executable, cold, fr_cli, str(known), str(b_img)) for _ in range(args.repeats + 1)] if peers else []
+    pick = lambda runs, key: float(np.median([r[key] for r in runs if key in r])) if runs else None  # noqa: E731
+    result["cold"] = {"faceprint_verify": mine, "face_recognition_cli": peer_runs}
+    row("cold start: faceprint verify a b, seconds (median)", pick(mine, "seconds"), "face_recognition CLI",
+        pick(peer_runs, "seconds"), False)  # fmt: skip
+    row("cold start: peak memory MB", pick(mine, "peak_rss_mb"), "face_recognition CLI",
+        pick(peer_runs, "peak_rss_mb"), False)  # fmt: skip
 
     print(f"threads: {args.threads}; ratio > 1 means faceprint is faster / smaller")
     print(table(["measure", "faceprint", "peer", "peer value", "ratio"], rows))

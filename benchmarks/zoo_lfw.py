@@ -65,7 +65,7 @@ def detect_all(paths: list[Path], cache: Path) -> list[Detection]:
         box=np.array([d.box for d in out]),
         score=np.array([d.score for d in out]),
         landmarks=np.array([d.landmarks if d.landmarks is not None else np.full((5, 2), np.nan) for d in out]),
-        kind=np.array([d.kind for d in out]),
+        kind=np.array([d.detector for d in out]),
     )
     return out
 

@@ -2,8 +2,8 @@
 same JSON, each in a process of its own so that peak memory (VmHWM) is the system's own.
 
     python faceprint_worker.py detect --threads N --images set.npz --detector mtcnn
-    python faceprint_worker.py embed  --threads N --chips chips.npy
-    python faceprint_worker.py e2e    --threads N --images list.txt [--no-flip]
+    python faceprint_worker.py embed  --threads N --images list.txt --model sface
+    python faceprint_worker.py e2e    --threads N --images list.txt [--model M] [--detector D] [--no-flip]
 """
 
 from __future__ import annotations
@@ -20,17 +20,21 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("task", choices=["detect", "embed", "e2e"])
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--chips")
     ap.add_argument("--images")
     ap.add_argument("--detector", default="mtcnn")
+    ap.add_argument("--model", default=None, help="embedding model (default: faceprint's default)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--no-flip", action="store_true")
+    ap.add_argument("--accept-licence", default=None)
     args = ap.parse_args()
     import numpy as np
-    import torch
 
-    torch.set_num_threads(args.threads)
-    from faceprint import Embedder, FacePipeline, get_detector
+    from faceprint import FacePipeline, get_detector
+    from faceprint.models import DEFAULT_MODEL
+    from faceprint.runtime import set_default_threads
+
+    set_default_threads(args.threads)
+    model = args.model or DEFAULT_MODEL
 
     if args.task == "detect":
         images = list(np.load(args.images)["images"])
@@ -44,24 +48,33 @@ def main() -> None:
         print(json.dumps({"ms_per_image": 1000 * best, "faces": faces, "peak_rss_mb": peak_rss_mb()}))
         return
 
-    if args.task == "embed":
-        chips = np.load(args.chips)
-        out = {}
+    paths = [ln.strip() for ln in open(args.images) if ln.strip()]
+    if args.task == "embed":  # ready chips in the model's own geometry; the networks alone are timed
+        pipe = FacePipeline(model=model, flip=False, accept_licence=args.accept_licence)
+        members = [[] for _ in pipe.embedder.member_specs]
+        for p in paths:
+            image = pipe.load(p)
+            dets = pipe.detector.detect(image)[:1]
+            for chips, more in zip(members, pipe.member_chips(image, dets)):
+                chips.extend(c.pixels for c in more)
+        chips = [np.stack(c) for c in members]
+        out = {"faces": len(chips[0])}
         for batch in (1, 32):
-            emb = Embedder(flip=False, batch_size=batch)
-            emb.embed(chips[:batch])
+            for emb in getattr(pipe.embedder, "members", [pipe.embedder]):
+                emb.batch_size = batch
+            pipe.embedder.embed_members([c[:batch] for c in chips])  # warm-up
             times = []
             for _ in range(args.repeats):
                 t = time.perf_counter()
-                emb.embed(chips)
-                times.append((time.perf_counter() - t) / len(chips))
+                for i in range(0, len(chips[0]), batch):
+                    pipe.embedder.embed_members([c[i : i + batch] for c in chips])
+                times.append((time.perf_counter() - t) / len(chips[0]))
             out[f"batch{batch}_ms_per_face"] = 1000 * min(times)
         out["peak_rss_mb"] = peak_rss_mb()
         print(json.dumps(out))
         return
 
-    paths = [ln.strip() for ln in open(args.images) if ln.strip()]
-    pipe = FacePipeline(flip=not args.no_flip)
+    pipe = FacePipeline(detector=args.detector, model=model, flip=not args.no_flip, accept_licence=args.accept_licence)
     pipe.faces(paths[0])  # warm-up
     t = time.perf_counter()
     faces = 0
