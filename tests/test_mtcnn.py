@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -9,8 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from faceprint.detect.mtcnn import MTCNNDetector, _load_net, _PNet, _weights_file
+from faceprint.detect.mtcnn import _PNET, MTCNNDetector, _load_net, _weights_file
 from faceprint.errors import InvalidImageError, ModelError
+from faceprint.runtime import OnnxNet
 from faceprint.types import Detection
 
 LFW_NAMES = [
@@ -194,18 +198,25 @@ def test_models_load_once_lazily() -> None:
     assert det._nets is None
     det.detect(np.zeros((64, 64, 3), np.uint8))
     nets = det._nets
-    assert nets is not None and all(not n.training for n in nets)
+    assert nets is not None and all(isinstance(n, OnnxNet) for n in nets)  # inference sessions
     det.detect(np.zeros((64, 64, 3), np.uint8))
     assert det._nets is nets
+
+
+def test_threads_reach_the_sessions() -> None:
+    det = MTCNNDetector(threads=1)
+    det.detect(np.zeros((64, 64, 3), np.uint8))
+    assert det._nets is not None
+    assert all(n.session.get_session_options().intra_op_num_threads == 1 for n in det._nets)
 
 
 def test_bad_weights_raise_model_error(tmp_path: Path) -> None:
     garbage = tmp_path / "pnet.lz4"
     garbage.write_bytes(b"not a joblib file")
     with pytest.raises(ModelError):
-        _load_net(_PNet(), garbage)
+        _load_net(_PNET, garbage)
     with pytest.raises(ModelError, match="expected"):
-        _load_net(_PNet(), _weights_file("rnet"))
+        _load_net(_PNET, _weights_file("rnet"))
 
 
 def test_bad_arguments() -> None:
@@ -215,6 +226,8 @@ def test_bad_arguments() -> None:
         MTCNNDetector(thresholds=(0.6, 0.7))
     with pytest.raises(ValueError):
         MTCNNDetector(min_face_size=0)
+    with pytest.raises(ValueError, match="CPU"):
+        MTCNNDetector(device="cuda")
 
 
 def test_huge_image_is_shrunk_and_mapped_back(data_dir: Path) -> None:
@@ -227,3 +240,26 @@ def test_huge_image_is_shrunk_and_mapped_back(data_dir: Path) -> None:
     np.testing.assert_allclose(face.landmarks / 3, ref.landmarks, atol=0.03 * ref.width)
     with pytest.raises(ValueError, match="max_side"):
         MTCNNDetector(max_side=5)
+
+
+def test_runs_without_torch(data_dir: Path, tmp_path: Path) -> None:
+    # torch blocked in a fresh interpreter, graphs built from scratch in an empty cache: neither
+    # building nor running the nets may import it
+    script = """
+import sys
+sys.modules["torch"] = None  # any `import torch` now raises ImportError
+import numpy as np
+from PIL import Image
+from faceprint.detect.mtcnn import MTCNNDetector
+image = np.asarray(Image.open(sys.argv[1]).convert("RGB"))
+dets = MTCNNDetector().detect(image)
+print(len(dets), round(dets[0].score, 3))
+"""
+    env = {**os.environ, "FACEPRINT_CACHE": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(data_dir / "misc" / "obama.jpg")],
+        capture_output=True, text=True, env=env, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "1.0"]
+    assert list((tmp_path / "onnx").glob("mtcnn-*.onnx"))  # the graphs were built here, not reused

@@ -54,7 +54,7 @@ class FacePipeline:
         inside each box. Detectors without points (MMOD, Haar) always use "sp5". On LFW (10 folds,
         MTCNN, flip) "detector" scores 99.22% against 99.00% for "sp5": the predictor was trained
         on dlib's boxes, not MTCNN's.
-    threads: torch CPU threads; max_pixels: image size guard.
+    threads: CPU threads of the networks (detector and embedder); max_pixels: image size guard.
     flip: mirror test-time augmentation (mean of the chip's and its mirror's descriptors): twice
         the network time for +0.3 points of LFW accuracy, so on by default.
     jitter: also average over this many perturbed copies of each chip (dlib's ``num_jitters``);
@@ -82,7 +82,8 @@ class FacePipeline:
             base = detector.removesuffix("-upright")
             opt_in = any(w.terms for w in detector_weights(base)) if base in list_detectors() else False
             # only detectors under non-commercial terms take (and check) accepted licences
-            detector = get_detector(detector, **({"accept_licence": accept_licence} if opt_in else {}))
+            kwargs: dict[str, object] = {"accept_licence": accept_licence} if opt_in else {}
+            detector = get_detector(detector, threads=threads, **kwargs)
         self.detector = detector
         self.embedder = make_embedder(
             model, weights=weights, threads=threads, batch_size=batch_size, flip=flip, jitter=jitter,

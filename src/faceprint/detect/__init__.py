@@ -11,6 +11,7 @@ Every detector takes (H, W, 3) uint8 RGB images and returns, per image, a list o
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -62,6 +63,8 @@ def list_detectors() -> list[str]:
 def get_detector(name: str, **kwargs: Any) -> Detector:
     """A new detector instance by registered name; kwargs override the registered defaults.
 
+    ``threads`` is passed on to detectors that take it and dropped for the others.
+
     Any name with the suffix "-upright" (e.g. "mtcnn-upright") also searches images where no
     face is found at 90, 180 and 270 degrees (:class:`faceprint.detect.upright.UprightSearch`).
     """
@@ -77,6 +80,8 @@ def get_detector(name: str, **kwargs: Any) -> Detector:
         ) from None
     module_name, cls_name = target.split(":")
     cls = getattr(importlib.import_module(module_name), cls_name)
+    if "threads" in kwargs and "threads" not in inspect.signature(cls).parameters:
+        kwargs.pop("threads")  # a detector that runs no network of ours (Haar) has no threads to set
     return cls(**{**defaults, **kwargs})
 
 

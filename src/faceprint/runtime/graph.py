@@ -59,7 +59,8 @@ class GraphBuilder:
         if arr.dtype.kind == "f":
             arr = arr.astype(np.float32)
         name = self._fresh(stem)
-        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(arr), name))
+        # np.ascontiguousarray would turn a 0-d scalar into shape (1,)
+        self.initializers.append(numpy_helper.from_array(arr if arr.ndim == 0 else np.ascontiguousarray(arr), name))
         return name
 
     def op(self, op_type: str, *inputs: str, outputs: int = 1, **attrs: Any) -> str:
