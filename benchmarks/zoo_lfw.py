@@ -195,48 +195,53 @@ def main() -> None:
     for m, v in views.items():
         spec = get_model_spec(m)
         for flip in (False, True):
-            vec = v["plain"] + v["mirror"] if flip else v["plain"]
+            vec = (v["plain"] + v["mirror"]) / 2 if flip else v["plain"]
             if flip:
                 unit_flip[m] = unit(vec)
-            rows.append({"model": m, "flip": flip, "metric": spec.metric, "ms_per_view": float(v["ms_per_face"]),
+            rows.append({"model": m, "flip": flip, "metric": spec.metric, "ms_per_face": float(v["ms_per_face"]) * (2 if flip else 1),
                          **verification(vec, pairs, spec.metric), **identification(vec, split, spec.metric)})  # fmt: skip
     # fusion: weights from View 1 (logistic regression on the members' cosine distances)
     from sklearn.linear_model import LogisticRegression
 
     members = [m for m in views]
     fusions = {}
+    unit_plain = {m: unit(v["plain"]) for m, v in views.items()}
     for i, m1 in enumerate(members):
         for m2 in members[i + 1 :]:
-            feats = np.stack([paired_distances(unit_flip[m][dev_pairs["a"]], unit_flip[m][dev_pairs["b"]], "cosine")
-                              for m in (m1, m2)], axis=1)  # fmt: skip
-            lr = LogisticRegression(C=1e4, max_iter=10_000).fit(feats, dev_pairs["same"])
-            w = np.maximum(-lr.coef_[0], 1e-6)
-            w = w / w.sum()
-            vec = np.concatenate([np.sqrt(w[0]) * unit_flip[m1], np.sqrt(w[1]) * unit_flip[m2]], axis=1)
-            name = f"{m1}+{m2}"
-            fusions[name] = vec
-            rows.append({"model": name, "flip": True, "metric": "euclidean", "weights": w.tolist(),
-                         "ms_per_view": float(views[m1]["ms_per_face"] + views[m2]["ms_per_face"]),
-                         **verification(vec, pairs, "euclidean"), **identification(vec, split, "euclidean")})  # fmt: skip
+            for f1, f2 in ((True, True), (True, False), (False, False)):
+                u1 = unit_flip[m1] if f1 else unit_plain[m1]
+                u2 = unit_flip[m2] if f2 else unit_plain[m2]
+                feats = np.stack([paired_distances(u[dev_pairs["a"]], u[dev_pairs["b"]], "cosine") for u in (u1, u2)],
+                                 axis=1)  # fmt: skip
+                lr = LogisticRegression(C=1e4, max_iter=10_000).fit(feats, dev_pairs["same"])
+                w = np.maximum(-lr.coef_[0], 1e-6)
+                w = w / w.sum()
+                vec = np.concatenate([np.sqrt(w[0]) * u1, np.sqrt(w[1]) * u2], axis=1)
+                name = f"{m1}+{m2}" + ("" if f1 and f2 else f" (flip {'yes' if f1 else 'no'}/{'yes' if f2 else 'no'})")
+                fusions[name] = vec
+                cost = sum(float(views[m]["ms_per_face"]) * (2 if f else 1) for m, f in ((m1, f1), (m2, f2)))
+                rows.append({"model": name, "flip": f1 and f2, "metric": "euclidean", "weights": w.tolist(),
+                             "ms_per_face": cost, **verification(vec, pairs, "euclidean"),
+                             **identification(vec, split, "euclidean")})  # fmt: skip
     calib = {}
     for r in rows:
-        if not r["flip"]:
+        if not r["flip"] and r["model"] not in fusions:
             continue
         vec = fusions.get(r["model"])
         if vec is None:
             v = views[r["model"]]
-            vec = v["plain"] + v["mirror"]
+            vec = (v["plain"] + v["mirror"]) / 2
         calib[r["model"]] = calibration(vec, sets, r["metric"])
         r["calibration"] = calib[r["model"]]
 
     print(f"\n{'model':<28} {'flip':<5} {'LFW %':<14} {'VAL@1e-3':>8} {'EER %':>6} {'thr':>7} {'rank-1':>7} "
-          f"{'DIR@1e-2':>8} {'ms/view':>7} {'FAR@1e-2':>9} {'FAR@1e-3':>9}")  # fmt: skip
+          f"{'DIR@1e-2':>8} {'ms/face':>7} {'FAR@1e-2':>9} {'FAR@1e-3':>9}")  # fmt: skip
     for r in rows:
         far = r.get("calibration", {}).get("held_out_far", {})
         dir2 = r["dir_1e-2"]
         print(f"{r['model']:<28} {str(r['flip']):<5} {100 * r['accuracy_mean']:6.2f} ± {100 * r['accuracy_std']:4.2f} "
               f"{100 * r['val_at_far_1e-3']:8.1f} {100 * r['eer']:6.2f} {r['threshold']:7.4f} {100 * r['rank1']:7.2f} "
-              f"{100 * dir2:8.1f} {r['ms_per_view']:7.1f} "
+              f"{100 * dir2:8.1f} {r['ms_per_face']:7.1f} "
               f"{far.get('1e-2', float('nan')):9.2e} {far.get('1e-3', float('nan')):9.2e}")  # fmt: skip
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"rows": rows, "cpu": platform.processor() or platform.machine()}, indent=1, default=float))

@@ -3,14 +3,16 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from faceprint.detect import get_detector
-from faceprint.detect import mmod
+from faceprint.detect import get_detector, mmod
 from faceprint.detect.mmod import MMODDetector
 from faceprint.errors import InvalidImageError, WeightsNotFoundError
 from faceprint.types import Detection
@@ -133,6 +135,32 @@ def test_strips_equal_single_pass(
     np.testing.assert_allclose(mmod._forward(net, canvas), full, atol=1e-5)
 
 
+def test_runs_without_torch(data_dir: Path, det0: MMODDetector) -> None:
+    # torch is for training only: with every import of it failing, the detector still loads
+    # (graph from the cache or rebuilt) and gives the same boxes as in this process
+    image_path = data_dir / LFW_SMALL
+    code = "\n".join(
+        [
+            "import json, sys",
+            "sys.modules['torch'] = None  # makes any 'import torch' raise ImportError",
+            "import numpy as np",
+            "from PIL import Image",
+            "from faceprint.detect.mmod import MMODDetector",
+            f"image = np.asarray(Image.open({str(image_path)!r}).convert('RGB'))",
+            "print(json.dumps(MMODDetector(threads=1).detect_rects(image)))",
+        ]
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    want = det0.detect_rects(load(data_dir, LFW_SMALL))
+    assert len(got) == len(want) >= 1
+    assert [r[:4] for r in got] == [list(r[:4]) for r in want]
+    np.testing.assert_allclose([r[4] for r in got], [r[4] for r in want], atol=1e-5)
+
+
 # --------------------------------------------------------------------------- API and errors
 def test_registry_and_repr() -> None:
     det = get_detector("mmod")
@@ -149,6 +177,8 @@ def test_bad_arguments() -> None:
         det.detect_batch([np.zeros((10, 10, 4), dtype=np.uint8)])
     with pytest.raises(ValueError):
         MMODDetector(upsample=-1)
+    with pytest.raises(ValueError, match="threads"):
+        MMODDetector(threads=0)
     with pytest.raises(WeightsNotFoundError):
         MMODDetector(path="/nonexistent/mmod_human_face_detector.dat")
     with pytest.raises(InvalidImageError, match="empty"):  # every stage refuses empty arrays alike

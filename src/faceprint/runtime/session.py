@@ -31,14 +31,15 @@ def set_default_threads(threads: int | None) -> None:
     _default_threads = None if threads is None else max(1, int(threads))
 
 
-def cached_onnx(name: str, key: str, build: Callable[[], Any]) -> Path:
-    """Path of ``<cache>/onnx/<name>-<key[:16]>-b<BUILDER_VERSION>.onnx``, built once by ``build()``.
+def cached_onnx(name: str, key: str, build: Callable[[], Any], version: int = 1) -> Path:
+    """Path of ``<cache>/onnx/<name>-<key[:16]>-b<BUILDER_VERSION>.<version>.onnx``, built once by ``build()``.
 
     key: the sha256 of the weights the graph is made from, so other weights get their own file.
+    version: the converter's own version: bump it when its graph changes, so caches are rebuilt.
     build: returns an ``onnx.ModelProto``. The file is written to a temporary name and renamed into
     place, so a crash or a concurrent builder never leaves a truncated graph behind.
     """
-    path = cache_dir("onnx") / f"{name}-{key[:16]}-b{BUILDER_VERSION}.onnx"
+    path = cache_dir("onnx") / f"{name}-{key[:16]}-b{BUILDER_VERSION}.{version}.onnx"
     if path.is_file():
         return path
     with _build_lock:
@@ -75,6 +76,9 @@ class OnnxNet:
         # embedder) and NumPy work in between share the cores; spinning made 2-thread MTCNN 4x
         # slower on a busy 2-core machine, and costs little on a quiet one.
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # No memory arena: it grows to the largest input ever seen and keeps it (0.9 GB held after
+        # one 4096 px MMOD canvas); without it peak and resident memory drop at no measured cost.
+        opts.enable_cpu_mem_arena = False
         what = source if isinstance(source, bytes) else str(source)
         try:
             self.session = ort.InferenceSession(what, sess_options=opts, providers=["CPUExecutionProvider"])
