@@ -35,7 +35,7 @@ def test_verify_json(data_dir: Path) -> None:
     a = data_dir / LFW / "Colin_Powell" / "Colin_Powell_0001.jpg"
     b = data_dir / LFW / "Colin_Powell" / "Colin_Powell_0002.jpg"
     code, out = run("verify", str(a), str(b), "--json")
-    assert code == 0 and set(out) == {"distance", "threshold", "same"} and out["same"] is True
+    assert code == 0 and set(out) == {"distance", "threshold", "same", "far", "model", "metric"} and out["same"] is True
 
 def test_verify_no_face_is_a_clear_error(data_dir: Path) -> None:
     code, out = run("verify", str(data_dir / "misc" / "blank_white.png"), str(data_dir / "misc" / "obama.jpg"), "--json")

@@ -28,7 +28,8 @@ def photos(data_dir: Path, split: str, person: str, n: int) -> list[Path]:
 
 @pytest.fixture(scope="module")
 def pipe() -> FacePipeline:
-    return FacePipeline()
+    # the gallery's mechanics, checked with dlib's model: 128-d vectors and its 0.6 threshold
+    return FacePipeline(model="dlib-resnet-v1")
 
 
 @pytest.fixture(scope="module")
@@ -201,19 +202,19 @@ def test_ivf_index_saved_and_reused(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     x = rng.standard_normal((3000, 128)).astype(np.float32) / np.sqrt(128)
     db = tmp_path / "big.db"
-    with Gallery(db, index="ivf") as g:
+    with Gallery(db, model="dlib-resnet-v1", index="ivf") as g:
         g.add_embeddings([f"p{i}" for i in range(len(x))], x)
         assert g.identify_vectors(x[:3])[0][0].identity == "p0"
     assert (tmp_path / "big.db.index").is_file()
     mtime = (tmp_path / "big.db.index").stat().st_mtime_ns
-    with Gallery(db, index="ivf") as g:
+    with Gallery(db, model="dlib-resnet-v1", index="ivf") as g:
         g.remove("p0")
         m = g.identify_vectors(x[:2], top_k=2)
         assert m[0][0].identity != "p0" and m[1][0].identity == "p1"
         assert g._index is not None and g._index.trained_on == 3000  # loaded, not retrained
     assert (tmp_path / "big.db.index").stat().st_mtime_ns != mtime  # saved again with the removal
     (tmp_path / "big.db.index").write_bytes(b"garbage")
-    with Gallery(db, index="ivf") as g:
+    with Gallery(db, model="dlib-resnet-v1", index="ivf") as g:
         assert g.identify_vectors(x[1:2])[0][0].identity == "p1"  # damaged index file: rebuilt
 
 

@@ -25,7 +25,7 @@ from faceprint.gallery.store import NewSample
 db, tag, n, shared = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 def vec(name):
     return np.random.default_rng(list(hashlib.sha256(name.encode()).digest()[:8])).standard_normal(128).astype("f4")
-with Gallery(db, timeout=30) as g:
+with Gallery(db, model="dlib-resnet-v1", timeout=30) as g:
     print("ready", flush=True)
     while len(sys.argv) > 5 and not os.path.exists(sys.argv[5]):  # start line for concurrent writers
         time.sleep(0.01)
@@ -74,7 +74,7 @@ def stored(db: Path) -> dict[str, np.ndarray]:
 
 def test_sigkill_at_random_points_loses_only_unreported(tmp_path: Path) -> None:
     db = tmp_path / "g.db"
-    Gallery(db).close()
+    Gallery(db, model="dlib-resnet-v1").close()
     rng = random.Random(4)
     reported: list[str] = []
     for round_ in range(4):
@@ -121,7 +121,7 @@ def test_sigkill_during_real_enrolment(tmp_path: Path, data_dir: Path) -> None:
 
 def test_two_writers_lose_nothing(tmp_path: Path) -> None:
     db = tmp_path / "g.db"
-    Gallery(db).close()
+    Gallery(db, model="dlib-resnet-v1").close()
     go = tmp_path / "go"
     children = [spawn(CHILD, str(db), tag, "150", "10", str(go)) for tag in ("a", "b")]
     for c in children:

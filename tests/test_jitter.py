@@ -15,7 +15,7 @@ from faceprint.align import jitter_chip
 @pytest.fixture(scope="module")
 def chips(data_dir: Path) -> np.ndarray:
     """Real 150x150 chips of two LFW faces."""
-    pipe = FacePipeline(flip=False)
+    pipe = FacePipeline(model="dlib-resnet-v1", flip=False)
     root = data_dir / "lfw" / "lfw-deepfunneled"
     images = [pipe.load(root / n / f"{n}_0001.jpg") for n in ("Colin_Powell", "Serena_Williams")]
     return np.stack([faces[0].chip.pixels for faces in pipe.faces_batch(images, keep_chips=True)])

@@ -89,6 +89,7 @@ def test_same_person_is_closer_with_every_zoo_model(data_dir: Path) -> None:
 
 def test_fusion_is_the_weighted_sum_of_cosine_distances(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_registry, "_REGISTRY", dict(_registry._REGISTRY))
+    monkeypatch.delitem(_registry._REGISTRY, "dlib-resnet-v1+sface")
     spec = register_fusion((("dlib-resnet-v1", 0.25), ("sface", 0.75)), threshold=1.0)
     assert spec.name == "dlib-resnet-v1+sface" and spec.embedding_size == 256 and spec.metric == "euclidean"
     emb = make_embedder(spec)
@@ -103,6 +104,8 @@ def test_fusion_is_the_weighted_sum_of_cosine_distances(data_dir: Path, monkeypa
         parts[name] = 1 - va @ vb / np.linalg.norm(va) / np.linalg.norm(vb)
     want = 2 * (0.25 * parts["dlib-resnet-v1"] + 0.75 * parts["sface"])
     assert abs(float(np.sum((a - b) ** 2)) - want) < 1e-4
+    with pytest.raises(ValueError, match="already registered"):
+        register_fusion((("dlib-resnet-v1", 0.5), ("sface", 0.5)), threshold=1.0)
 
 
 def test_licence_is_refused_until_accepted_by_name(monkeypatch: pytest.MonkeyPatch) -> None:

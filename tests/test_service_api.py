@@ -19,11 +19,14 @@ from PIL import Image  # noqa: E402
 
 from faceprint.service import Settings, exposure_warning  # noqa: E402
 from faceprint.service.testing import running_server  # noqa: E402
+from faceprint.models import DEFAULT_MODEL, get_model_spec
 
 CELEB = "5-celebrity-faces"
 READ, ADMIN = "read-key-123", "admin-key-456"
 MAX_UPLOAD = 2_000_000
 MAX_PIXELS = 20_000_000
+
+SPEC = get_model_spec(DEFAULT_MODEL)
 
 
 def photo(data_dir: Path, split: str, person: str, i: int = 0) -> Path:
@@ -72,7 +75,7 @@ def error(r: httpx.Response, status: int, code: str) -> str:
 # -- system ----------------------------------------------------------------------------------------
 def test_healthz_openapi_and_page(client: httpx.Client) -> None:
     h = httpx.get(f"{client.base_url}/healthz").json()  # no key needed
-    assert h["status"] == "ok" and h["model"] == "dlib-resnet-v1" and h["detector"] == "mtcnn"
+    assert h["status"] == "ok" and h["model"] == DEFAULT_MODEL and h["detector"] == "mtcnn"
     spec = client.get("/openapi.json").json()
     for path in ("/v1/detect", "/v1/verify", "/v1/identify", "/v1/embed", "/v1/people", "/v1/people/{person_id}",
                  "/v1/people/{person_id}/faces", "/v1/people/{person_id}/faces/{face_id}", "/healthz", "/metrics"):
@@ -127,9 +130,9 @@ def test_detect_several_and_no_face(client: httpx.Client, data_dir: Path) -> Non
 
 def test_embed(client: httpx.Client, data_dir: Path) -> None:
     out = client.post("/v1/embed", files={"image": photo(data_dir, "train", "madonna").read_bytes()}).json()
-    assert out["model"] == "dlib-resnet-v1" and out["metric"] == "euclidean" and out["face_num"] == 1
+    assert out["model"] == DEFAULT_MODEL and out["metric"] == SPEC.metric and out["face_num"] == 1
     vec = np.array(out["face_list"][0]["embedding"])
-    assert vec.shape == (128,) and np.isfinite(vec).all() and 0.2 < np.linalg.norm(vec) < 2
+    assert vec.shape == (SPEC.embedding_size,) and np.isfinite(vec).all() and 0.2 < np.linalg.norm(vec) < 2
 
 
 # -- identify / verify ------------------------------------------------------------------------------
@@ -137,15 +140,15 @@ def test_identify_known_and_unknown(client: httpx.Client, people: dict[str, int]
     for name, i in (("madonna", 2), ("mindy_kaling", 1)):
         out = client.post("/v1/identify?top_k=2", files={"image": photo(data_dir, "val", name, i).read_bytes()}).json()
         face = max(out["face_list"], key=lambda f: f["location"]["width"])
-        assert face["name"] == name and not face["unknown"] and face["distance"] < out["threshold"] == 0.6
+        assert face["name"] == name and not face["unknown"] and face["distance"] < out["threshold"] == SPEC.threshold
         assert [c["name"] for c in face["candidates"]][0] == name and len(face["candidates"]) == 2
         assert face["candidates"][0]["distance"] <= face["candidates"][1]["distance"]
     out = client.post("/v1/identify", files={"image": photo(data_dir, "val", "elton_john").read_bytes()}).json()
     face = out["face_list"][0]
-    assert face["unknown"] and face["name"] is None and face["distance"] > 0.6
+    assert face["unknown"] and face["name"] is None and face["distance"] > SPEC.threshold
     assert {c["name"] for c in face["candidates"]} == set(people)  # still ranked, for display
     none = client.post("/v1/identify", files={"image": (data_dir / "misc" / "blank_white.png").read_bytes()}).json()
-    assert none == {"face_num": 0, "threshold": 0.6, "face_list": []}
+    assert none == {"face_num": 0, "threshold": SPEC.threshold, "face_list": []}
     strict = client.post("/v1/identify?threshold=0.1", files={"image": photo(data_dir, "val", "madonna", 2).read_bytes()})
     assert all(f["unknown"] for f in strict.json()["face_list"]) and strict.json()["threshold"] == 0.1
 
@@ -154,10 +157,10 @@ def test_verify_two_images_and_person(client: httpx.Client, people: dict[str, in
     m1, m2 = photo(data_dir, "train", "mindy_kaling", 1).read_bytes(), photo(data_dir, "val", "mindy_kaling", 1).read_bytes()
     e1 = photo(data_dir, "val", "elton_john", 1).read_bytes()
     same = client.post("/v1/verify", files={"image": m1, "image2": m2}).json()
-    assert same["same"] and same["distance"] < same["threshold"] == 0.6 and same["person"] is None
+    assert same["same"] and same["distance"] < same["threshold"] == SPEC.threshold and same["person"] is None
     differ = client.post("/v1/verify", json={"image_base64": base64.b64encode(m1).decode(),
                                               "image2_base64": base64.b64encode(e1).decode()}).json()
-    assert not differ["same"] and differ["distance"] > 0.6
+    assert not differ["same"] and differ["distance"] > SPEC.threshold
     by_id = client.post("/v1/verify", files={"image": photo(data_dir, "val", "madonna", 2).read_bytes()},
                         data={"person_id": str(people["madonna"])}).json()
     assert by_id["same"] and by_id["person"] == {"id": people["madonna"], "name": "madonna", "samples": 1}

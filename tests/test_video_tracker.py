@@ -101,11 +101,8 @@ class FakePipeline:
     def detect(self, image: np.ndarray) -> list[Detection]:
         return [Detection((40.0, 30.0, 100.0, 90.0), 0.99)]
 
-    def align(self, image: np.ndarray, dets: list[Detection]) -> list[None]:
-        return [None] * len(dets)
-
-    def embed(self, chips: list[None]) -> np.ndarray:
-        return np.zeros((len(chips), 4), np.float32)
+    def embed(self, image: np.ndarray, dets: list[Detection]) -> np.ndarray:
+        return np.zeros((len(dets), 4), np.float32)
 
 
 class ScriptedGallery:

@@ -23,6 +23,7 @@ import numpy as np
 from .decide import distances
 from .errors import InvalidImageError
 from .imageio import ImageSource, describe_source
+from .models import ModelSpec, get_model_spec
 from .pipeline import FacePipeline
 from .types import Face
 
@@ -33,6 +34,7 @@ __all__ = [
     "chinese_whispers",
     "cluster_embeddings",
     "cluster_images",
+    "default_threshold",
     "neighbor_pairs",
 ]
 
@@ -47,6 +49,21 @@ CLUSTER_METHODS: dict[str, float | None] = {
 DEFAULT_CLUSTER_METHOD = "agglomerative"
 
 _CHUNK_CELLS = 4_000_000  # distances per block: 32 MB of float64
+
+
+def default_threshold(spec: ModelSpec, method: str) -> float:
+    """A clustering method's default threshold in ``spec``'s own distance.
+
+    :data:`CLUSTER_METHODS` holds dlib-resnet-v1 Euclidean distances; another model gets the
+    distance with the same false-accept rate in its own calibration (e.g. agglomerative's 0.5 is
+    FAR ~4e-4 for dlib's ResNet), so grouping is equally strict whatever the model.
+    """
+    if method not in CLUSTER_METHODS or CLUSTER_METHODS[method] is None:
+        raise ValueError(f"{method!r} has no default distance threshold")
+    dlib_t = float(CLUSTER_METHODS[method])  # type: ignore[arg-type]
+    if spec.name == "dlib-resnet-v1" or not spec.far_thresholds:
+        return dlib_t
+    return spec.threshold_at(get_model_spec("dlib-resnet-v1").far_at(dlib_t))
 
 
 def neighbor_pairs(vectors: np.ndarray, threshold: float, metric: str = "euclidean") -> tuple[np.ndarray, np.ndarray]:
@@ -134,7 +151,8 @@ def cluster_embeddings(
         "agglomerative" - average linkage, merging while the mean distance between groups is
             below ``threshold``.
     threshold: same-person distance in ``metric``; None takes the method's default from
-        :data:`CLUSTER_METHODS`, which is for dlib-resnet-v1 Euclidean distances only.
+        :data:`CLUSTER_METHODS`, which is for dlib-resnet-v1 Euclidean distances only
+        (:func:`cluster_images` converts it to the pipeline's model: :func:`default_threshold`).
     min_size: groups with fewer faces become noise (-1): the default 2 reports lone faces as
         noise rather than as one-face "clusters"; 1 keeps them. For DBSCAN it is also the
         density requirement (min_samples), for HDBSCAN min_cluster_size.
@@ -286,5 +304,7 @@ def cluster_images(
         bar.update(min(batch, len(sources) - start))
     bar.close()
     vectors = np.stack([f.embedding.vector for f in faces]) if faces else np.zeros((0, pipe.spec.embedding_size))
+    if threshold is None and method != "hdbscan":
+        threshold = default_threshold(pipe.spec, method)
     labels = cluster_embeddings(vectors, method, threshold, min_size=min_size, metric=pipe.spec.metric, seed=seed)
     return ClusteredFaces(tuple(owners), tuple(faces), labels, tuple(skipped))

@@ -22,7 +22,8 @@ __all__ = ["Embedder", "FusedEmbedder", "make_embedder"]
 
 
 class Embedder:
-    """Runs a registered embedding model on aligned chips.
+    """Runs one registered embedding model on aligned chips (:func:`make_embedder` also builds
+    fusions such as the default model).
 
     model: registry name or spec; weights: optional explicit weights file (else the registered one).
     threads: CPU threads for the network (None: the engine's default, one per core).
@@ -37,7 +38,7 @@ class Embedder:
 
     def __init__(
         self,
-        model: str | ModelSpec = DEFAULT_MODEL,
+        model: str | ModelSpec = "dlib-resnet-v1",
         *,
         weights: str | Path | None = None,
         threads: int | None = None,

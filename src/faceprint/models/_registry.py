@@ -31,7 +31,7 @@ __all__ = [
 
 #: The model used wherever none is named: chosen by measurement among the commercially usable
 #: models (README, "Models"; benchmarks/zoo_lfw.py).
-DEFAULT_MODEL = "dlib-resnet-v1"
+DEFAULT_MODEL = "dlib-resnet-v1+sface"
 
 
 
@@ -88,6 +88,15 @@ class ModelSpec:
             )
         thresholds = np.array([self.far_thresholds[f] for f in fars])
         return float(np.interp(np.log(per_pair), np.log(fars), thresholds))
+
+    def far_at(self, threshold: float) -> float:
+        """The 1:1 false-accept rate of a distance threshold (the inverse of :meth:`threshold_at`),
+        clamped to the calibrated range."""
+        if not self.far_thresholds:
+            raise ModelError(f"model {self.name!r} has no FAR calibration")
+        fars = np.array(sorted(self.far_thresholds))
+        thresholds = np.array([self.far_thresholds[f] for f in fars])
+        return float(np.exp(np.interp(threshold, thresholds, np.log(fars))))
 
     def onnx_file(self, path: Path | None = None) -> Path:
         """The ONNX graph recognition runs, built once into the cache from ``path`` or the
