@@ -129,7 +129,10 @@ def main() -> None:
     fr = theirs("e2e", "--threads", thr, "--images", str(tmp / "images.txt"))
     result["e2e"] = {"face_recognition": fr, "images": args.images}
     variants = [(f"default ({DEFAULT_MODEL}, flip)", []), ("default, no flip", ["--no-flip"]),
+                ("default, --detector yunet, no flip", ["--detector", "yunet", "--no-flip"]),
                 ("--model dlib-resnet-v1 (flip)", ["--model", "dlib-resnet-v1"]),
+                ("--model dlib-resnet-v1, --detector yunet, no flip",
+                 ["--model", "dlib-resnet-v1", "--detector", "yunet", "--no-flip"]),
                 ("--model dlib-resnet-v1, no flip", ["--model", "dlib-resnet-v1", "--no-flip"])]  # fmt: skip
     for label, extra in variants:
         mine = ours("e2e", "--threads", thr, "--images", str(tmp / "images.txt"), *extra)

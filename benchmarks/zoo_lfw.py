@@ -43,15 +43,15 @@ from faceprint.types import Detection
 FARS = (1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5, 3e-6, 1e-6)
 
 
-def detect_all(paths: list[Path], cache: Path) -> list[Detection]:
-    """The central MTCNN face of every image (cached): box, score, landmarks; central box if none."""
+def detect_all(paths: list[Path], cache: Path, detector: str = "mtcnn") -> list[Detection]:
+    """The central face of every image (cached): box, score, landmarks; central box if none."""
     if cache.exists():
         z = np.load(cache)
         return [
             Detection(tuple(b), float(s), lm if np.isfinite(lm).all() else None, str(k))
             for b, s, lm, k in zip(z["box"], z["score"], z["landmarks"], z["kind"])
         ]
-    pipe = FacePipeline(detector="mtcnn")
+    pipe = FacePipeline(detector=detector)
     out: list[Detection] = []
     t0 = time.perf_counter()
     for start in range(0, len(paths), 32):
@@ -70,12 +70,13 @@ def detect_all(paths: list[Path], cache: Path) -> list[Detection]:
     return out
 
 
-def embed_all(model: str, paths: list[Path], dets: list[Detection], cache: Path, accept: str | None) -> dict:
+def embed_all(model: str, paths: list[Path], dets: list[Detection], cache: Path, accept: str | None,
+              detector: str = "mtcnn") -> dict:  # fmt: skip
     """{"plain": (N, D), "mirror": (N, D), "ms_per_face": float} for one model (cached)."""
     if cache.exists():
         z = np.load(cache)
         return {k: z[k] for k in z.files}
-    pipe = FacePipeline(detector="mtcnn", model=model, flip=False, accept_licence=accept)
+    pipe = FacePipeline(detector=detector, model=model, flip=False, accept_licence=accept)
     plain, mirror, spent = [], [], 0.0
     for start in range(0, len(paths), 64):
         chips = np.stack([
@@ -150,8 +151,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", default="dlib-resnet-v1,sface,arcface-mbf")
     ap.add_argument("--accept-licence", default="insightface-non-commercial")
+    ap.add_argument("--detector", default="mtcnn", help="whose 5 points align every model (mtcnn, yunet, scrfd)")
     ap.add_argument("--data", default=os.environ.get("FACEPRINT_DATA", str(Path(__file__).parents[1] / "../shared/data")))
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / f"zoo-lfw-{platform.machine()}-{os.cpu_count()}cpu.json"))
+    ap.add_argument("--out", default=None, help="result JSON (default: benchmarks/results/zoo-lfw[-DETECTOR]-<machine>.json)")
     args = ap.parse_args()
     lfw = Path(args.data) / "lfw"
     root = lfw / "lfw-deepfunneled"
@@ -187,8 +189,10 @@ def main() -> None:
     sets = [np.array(s) for s in sets]
 
     bench = cache_dir("bench")
-    dets = detect_all(paths, bench / "zoo-lfw-mtcnn-detections.npz")
-    views = {m: embed_all(m, paths, dets, bench / f"zoo-lfw-{m}.npz", args.accept_licence) for m in args.models.split(",")}
+    tag = "" if args.detector == "mtcnn" else f"-{args.detector}"
+    dets = detect_all(paths, bench / f"zoo-lfw-{args.detector}-detections.npz", args.detector)
+    views = {m: embed_all(m, paths, dets, bench / f"zoo-lfw{tag}-{m}.npz", args.accept_licence, args.detector)
+             for m in args.models.split(",")}  # fmt: skip
 
     rows = []
     unit_flip = {}
@@ -243,6 +247,7 @@ def main() -> None:
               f"{100 * r['val_at_far_1e-3']:8.1f} {100 * r['eer']:6.2f} {r['threshold']:7.4f} {100 * r['rank1']:7.2f} "
               f"{100 * dir2:8.1f} {r['ms_per_face']:7.1f} "
               f"{far.get('1e-2', float('nan')):9.2e} {far.get('1e-3', float('nan')):9.2e}")  # fmt: skip
+    args.out = args.out or str(Path(__file__).parent / "results" / f"zoo-lfw{tag}-{platform.machine()}-{os.cpu_count()}cpu.json")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"rows": rows, "cpu": platform.processor() or platform.machine()}, indent=1, default=float))
     print(f"wrote {args.out}")
