@@ -60,7 +60,8 @@ class ModelSpec:
     description: str = ""
     #: thresholds calibrated to a false-accept rate, {far: distance}, measured on LFW (see README)
     far_thresholds: dict[float, float] = field(default_factory=dict)
-    #: measured figures shown by `faceprint models list` ({"lfw": "99.58 ± 0.29", "ms_per_face": ...})
+    #: measured figures shown by `faceprint models list`: LFW accuracy (benchmarks/zoo_lfw.py), and
+    #: ms per face at batch 1 / 32 on 2 threads of a 2-core Xeon (benchmarks/bench_speed.py)
     figures: dict[str, Any] = field(default_factory=dict)
     #: a fused model's members, (registered name, weight): see :func:`register_fusion`
     members: tuple[tuple[str, float], ...] = ()
@@ -241,7 +242,7 @@ register_model(
         description="dlib's metric-learned ResNet-29 face descriptor (LFW 99.38% published)",
         arch="faceprint.models.dlib_resnet_torch:untrained_dlib_resnet",
         far_thresholds=_LFW_CALIBRATION["dlib-resnet-v1"],
-        figures={"lfw": "99.22 ± 0.27", "rank1": 93.97, "dir_1e-2": 48.8},
+        figures={"lfw": "99.22 ± 0.27", "rank1": 93.97, "dir_1e-2": 48.8, "ms_per_face": "4.1 / 2.6"},
     )
 )
 
@@ -322,7 +323,7 @@ register_model(
         threshold=0.64,  # LFW: mean of the 10 folds' best thresholds, 0.6396
         onnx="faceprint.models.onnx_zoo:sface_onnx",
         far_thresholds=_LFW_CALIBRATION["sface"],
-        figures={"lfw": "99.58 ± 0.29", "rank1": 99.05, "dir_1e-2": 97.2},
+        figures={"lfw": "99.58 ± 0.29", "rank1": 99.05, "dir_1e-2": 97.2, "ms_per_face": "20.0 / 15.9"},
         description="SFace MobileFaceNet trained with sigmoid-constrained hypersphere loss (OpenCV zoo)",
     )
 )
@@ -349,7 +350,7 @@ register_model(
         threshold=0.778,  # LFW: mean of the 10 folds' best thresholds, 0.7781
         onnx="faceprint.models.onnx_zoo:arcface_mbf_onnx",
         far_thresholds=_LFW_CALIBRATION["arcface-mbf"],
-        figures={"lfw": "99.65 ± 0.17", "rank1": 99.52, "dir_1e-2": 98.6},
+        figures={"lfw": "99.65 ± 0.17", "rank1": 99.52, "dir_1e-2": 98.6, "ms_per_face": "14.4 / 10.0"},
         description="ArcFace MobileFaceNet trained on WebFace600K (InsightFace buffalo_s); opt-in",
     )
 )
@@ -360,7 +361,7 @@ register_fusion(
     (("dlib-resnet-v1", 0.4526), ("sface", 0.5474)),
     threshold=0.887,  # LFW: mean of the 10 folds' best thresholds, 0.8866
     far_thresholds=_LFW_CALIBRATION["dlib-resnet-v1+sface"],
-    figures={"lfw": "99.63 ± 0.26", "rank1": 99.21, "dir_1e-2": 97.6},
+    figures={"lfw": "99.63 ± 0.26", "rank1": 99.21, "dir_1e-2": 97.6, "ms_per_face": "25.1 / 19.0"},
     description="dlib's ResNet and SFace fused: both commercially usable",
 )
 register_fusion(
