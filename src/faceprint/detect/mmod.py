@@ -542,7 +542,8 @@ class MMODDetector:
         if self.path is not None and not self.path.is_file():  # fail here, not at the first image
             raise WeightsNotFoundError(f"MMOD detector file not found: {self.path}")
         self.max_pixels = int(max_pixels)
-        self.threads = None if threads is None else int(threads)
+        # private: FacePipeline.settings() records public attributes as result-changing parameters
+        self._threads = None if threads is None else int(threads)
         self._model: _Model | None = None
         self._lock = threading.Lock()
 
@@ -550,7 +551,7 @@ class MMODDetector:
         return (
             f"MMODDetector(upsample={self.upsample}, threshold={self.threshold}, "
             f"path={str(self.path) if self.path else None!r}, max_pixels={self.max_pixels}, "
-            f"threads={self.threads})"
+            f"threads={self._threads})"
         )
 
     def _get_model(self) -> _Model:
@@ -558,7 +559,7 @@ class MMODDetector:
         if self._model is None:
             with self._lock:
                 if self._model is None:
-                    self._model = _Model(self.path or default_model_path(), self.threads)
+                    self._model = _Model(self.path or default_model_path(), self._threads)
         return self._model
 
     # ------------------------------------------------------------------------------ public API
