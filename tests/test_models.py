@@ -71,3 +71,21 @@ def test_flip_is_the_mean_of_both_views() -> None:
 def test_unknown_model_lists_the_registered_ones() -> None:
     with pytest.raises(UnknownNameError, match="dlib-resnet-v1"):
         get_model_spec("facenet-nope")
+
+
+def test_pipeline_defaults_follow_the_model_calibration() -> None:
+    """A model's threshold holds only on the pipeline it was calibrated with: that is the default."""
+    from faceprint import FacePipeline
+    from faceprint.detect import list_detectors
+
+    for name in list_models():
+        spec = get_model_spec(name)
+        assert spec.detector in list_detectors() and isinstance(spec.flip, bool)
+    fused = FacePipeline()  # the default model: the fusion fitted on YuNet landmarks, no mirror pass
+    assert (fused.detector.name, fused.embedder.flip) == (get_model_spec(fused.spec.name).detector, False)
+    assert fused.detector.name == "yunet"
+    dlib = FacePipeline(model="dlib-resnet-v1")  # today's pipeline, as its 99.22% was measured
+    assert (dlib.detector.name, dlib.embedder.flip) == ("mtcnn", True)
+    chosen = FacePipeline(detector="mtcnn", flip=True)  # the caller's choice wins
+    assert (chosen.detector.name, chosen.embedder.flip) == ("mtcnn", True)
+    assert chosen.settings()["flip"] is True and fused.settings()["detector"] == "yunet"

@@ -75,7 +75,7 @@ def error(r: httpx.Response, status: int, code: str) -> str:
 # -- system ----------------------------------------------------------------------------------------
 def test_healthz_openapi_and_page(client: httpx.Client) -> None:
     h = httpx.get(f"{client.base_url}/healthz").json()  # no key needed
-    assert h["status"] == "ok" and h["model"] == DEFAULT_MODEL and h["detector"] == "mtcnn"
+    assert h["status"] == "ok" and h["model"] == DEFAULT_MODEL and h["detector"] == get_model_spec(DEFAULT_MODEL).detector
     spec = client.get("/openapi.json").json()
     for path in ("/v1/detect", "/v1/verify", "/v1/identify", "/v1/embed", "/v1/people", "/v1/people/{person_id}",
                  "/v1/people/{person_id}/faces", "/v1/people/{person_id}/faces/{face_id}", "/healthz", "/metrics"):

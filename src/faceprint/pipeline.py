@@ -18,7 +18,7 @@ from .detect import Detector, detector_weights, get_detector, list_detectors
 from .embed import make_embedder
 from .errors import FaceprintError, InvalidImageError, NoFaceError
 from .imageio import DEFAULT_MAX_PIXELS, ImageSource, describe_source, load_image
-from .models import DEFAULT_MODEL, ModelSpec
+from .models import DEFAULT_MODEL, ModelSpec, get_model_spec
 from .shape_predictor import ShapePredictor
 from .types import Detection, Embedding, Face, FaceChip, Match, Verification
 
@@ -47,7 +47,8 @@ def select_face(detections: Sequence[Detection], image_shape: tuple[int, ...], r
 class FacePipeline:
     """Detection, alignment and embedding with one model's preprocessing contract.
 
-    detector: registered detector name ("mtcnn", "mmod", "haar", ...) or an instance.
+    detector: registered detector name ("mtcnn", "yunet", "mmod", "haar", ...) or an instance;
+        None: the model's own (``ModelSpec.detector``, the one its threshold was calibrated with).
     model: registered embedding model name or spec; weights: explicit weights file.
     landmarks: "detector" aligns on the detector's own 5 points (MTCNN's eye centres, nose and
         mouth corners mapped through dlib's mean face); "sp5" runs dlib's 5-point shape predictor
@@ -56,7 +57,8 @@ class FacePipeline:
         on dlib's boxes, not MTCNN's.
     threads: CPU threads of the networks (detector and embedder); max_pixels: image size guard.
     flip: mirror test-time augmentation (mean of the chip's and its mirror's descriptors): twice
-        the network time for +0.3 points of LFW accuracy, so on by default.
+        the network time for +0.3 points of LFW accuracy with dlib's ResNet. None: the model's own
+        choice (``ModelSpec.flip``: on for single models, off for the default fusion).
     jitter: also average over this many perturbed copies of each chip (dlib's ``num_jitters``);
         each costs one more network pass per face.
     accept_licence: names of non-commercial licences accepted for opt-in models (``arcface-mbf``).
@@ -64,13 +66,13 @@ class FacePipeline:
 
     def __init__(
         self,
-        detector: str | Detector = "mtcnn",
+        detector: str | Detector | None = None,
         model: str | ModelSpec = DEFAULT_MODEL,
         *,
         weights: str | Path | None = None,
         landmarks: Literal["sp5", "detector"] = "detector",
         threads: int | None = None,
-        flip: bool = True,
+        flip: bool | None = None,
         jitter: int = 0,
         batch_size: int = 32,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
@@ -78,6 +80,9 @@ class FacePipeline:
     ) -> None:
         if landmarks not in ("sp5", "detector"):
             raise ValueError(f"landmarks must be 'detector' or 'sp5', got {landmarks!r}")
+        spec = model if isinstance(model, ModelSpec) else get_model_spec(model)
+        detector = spec.detector if detector is None else detector
+        flip = spec.flip if flip is None else flip
         if isinstance(detector, str):
             base = detector.removesuffix("-upright")
             opt_in = any(w.terms for w in detector_weights(base)) if base in list_detectors() else False
@@ -86,7 +91,7 @@ class FacePipeline:
             detector = get_detector(detector, threads=threads, **kwargs)
         self.detector = detector
         self.embedder = make_embedder(
-            model, weights=weights, threads=threads, batch_size=batch_size, flip=flip, jitter=jitter,
+            spec, weights=weights, threads=threads, batch_size=batch_size, flip=flip, jitter=jitter,
             accept_licence=accept_licence,
         )
         self.spec = self.embedder.spec

@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import FaceprintError
-from ..models import LICENCE_ENV
+from ..models import DEFAULT_MODEL, LICENCE_ENV, get_model_spec
 from .common import (
     AcceptLicenceOpt,
     AnnotateOpt,
@@ -50,7 +50,7 @@ def _root(accept_licence: Optional[str] = AcceptLicenceOpt) -> None:
 @app.command()
 def detect(
     images: list[Path] = typer.Argument(..., help="Image files."),
-    detector: str = DetectorOpt,
+    detector: Optional[str] = DetectorOpt,
     json_out: bool = JsonOpt,
     threads: Optional[int] = ThreadsOpt,
     max_pixels: int = MaxPixelsOpt,
@@ -64,7 +64,7 @@ def detect(
         from ..runtime import set_default_threads
 
         set_default_threads(threads)
-    det = get_detector(detector)
+    det = get_detector(detector or get_model_spec(DEFAULT_MODEL).detector)
     results: list[dict[str, Any]] = []
     failed = False
     for path in images:
@@ -109,7 +109,7 @@ def detect(
 def verify(
     image_a: Path = typer.Argument(..., help="First photo."),
     image_b: Path = typer.Argument(..., help="Second photo."),
-    detector: str = DetectorOpt,
+    detector: Optional[str] = DetectorOpt,
     model: str = ModelOpt,
     weights: Optional[Path] = WeightsOpt,
     threshold: Optional[float] = typer.Option(None, help="Distance threshold (default: the model's)."),
@@ -140,7 +140,7 @@ def verify(
 def identify(
     images: list[Path] = typer.Argument(..., help="Photos to identify."),
     known: Path = typer.Option(..., "--known", "-k", help="Folder: photos named after people, or one sub-folder per person."),
-    detector: str = DetectorOpt,
+    detector: Optional[str] = DetectorOpt,
     model: str = ModelOpt,
     weights: Optional[Path] = WeightsOpt,
     threshold: Optional[float] = typer.Option(None, help="Distance threshold (default: the model's)."),
@@ -234,7 +234,7 @@ app.add_typer(eval_app, name="eval")
 
 FallbackOpt = typer.Option("mmod-up1", help="Second detector when the first finds no face.")
 LandmarksOpt = typer.Option("detector", help="detector (the detector's 5 points) or sp5 (dlib's 5-point predictor).")
-FlipOpt = typer.Option(True, "--flip/--no-flip", help="Mirror test-time augmentation.")
+FlipOpt = typer.Option(None, "--flip/--no-flip", help="Mirror test-time augmentation (default: the model's choice).")
 JitterOpt = typer.Option(0, "--jitter", min=0, help="Also average over this many jittered copies of each chip.")
 MetricOpt = typer.Option(None, help="euclidean or cosine (default: the model's).")
 
@@ -256,11 +256,11 @@ def _eval_pipelines(detector, fallback_detector, model, threads, flip, landmarks
 def eval_lfw(
     root: Path = typer.Option(..., "--root", help="LFW image folder (Name/Name_0001.jpg)."),
     pairs: Path = typer.Option(..., "--pairs", help="The official pairs.txt (View 2)."),
-    detector: str = DetectorOpt,
+    detector: Optional[str] = DetectorOpt,
     model: str = ModelOpt,
     fallback_detector: Optional[str] = FallbackOpt,
     landmarks: str = LandmarksOpt,
-    flip: bool = FlipOpt,
+    flip: Optional[bool] = FlipOpt,
     jitter: int = JitterOpt,
     metric: Optional[str] = MetricOpt,
     threads: Optional[int] = ThreadsOpt,
@@ -295,11 +295,11 @@ def eval_lfw(
 @eval_app.command("lfw-identify")
 def eval_lfw_identify(
     root: Path = typer.Option(..., "--root", help="LFW image folder (Name/Name_0001.jpg)."),
-    detector: str = DetectorOpt,
+    detector: Optional[str] = DetectorOpt,
     model: str = ModelOpt,
     fallback_detector: Optional[str] = FallbackOpt,
     landmarks: str = LandmarksOpt,
-    flip: bool = FlipOpt,
+    flip: Optional[bool] = FlipOpt,
     jitter: int = JitterOpt,
     metric: Optional[str] = MetricOpt,
     threshold: Optional[float] = typer.Option(None, help="Decision threshold to report (default: the model's)."),

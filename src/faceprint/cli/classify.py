@@ -36,7 +36,7 @@ def train(
         None, "--unknown-distance", help="Unknown when no training face is this close (default: the model's threshold; 0 = off)."
     ),
     unknown_proba: Optional[float] = UnknownProbaOpt,
-    detector: str = DetectorOpt,
+    detector: Optional[str] = DetectorOpt,
     model: str = ModelOpt,
     json_out: bool = JsonOpt,
     threads: Optional[int] = ThreadsOpt,
@@ -88,7 +88,7 @@ def predict(
         None, "--unknown-distance", help="Override the file's distance rule (0 = off)."
     ),
     unknown_proba: Optional[float] = UnknownProbaOpt,
-    detector: str = DetectorOpt,
+    detector: Optional[str] = DetectorOpt,
     json_out: bool = JsonOpt,
     threads: Optional[int] = ThreadsOpt,
     max_pixels: int = MaxPixelsOpt,

@@ -53,7 +53,7 @@ def cluster(
         None, "--out", help="Write one folder of face crops per group and an index.html contact sheet here."
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of Chinese whispers' visiting order."),
-    detector: str = DetectorOpt,
+    detector: Optional[str] = DetectorOpt,
     model: str = ModelOpt,
     json_out: bool = JsonOpt,
     threads: Optional[int] = ThreadsOpt,

@@ -24,8 +24,10 @@ from ..models import DEFAULT_MODEL, LICENCE_ENV
 err = Console(stderr=True)
 
 DetectorOpt = typer.Option(
-    "mtcnn", "--detector", "-d", help="Face detector: mtcnn, mmod, mmod-up1, haar; add -upright to search turned photos."
-)
+    None, "--detector", "-d",
+    help="Face detector: yunet, mtcnn, mmod, mmod-up1, haar; add -upright to search turned photos "
+    "(default: the model's own, the one its threshold was calibrated with).",
+)  # fmt: skip
 ModelOpt = typer.Option(
     DEFAULT_MODEL, "--model", "-m", help="Embedding model (`faceprint models list`), or a model.pt from `faceprint train`."
 )
@@ -78,7 +80,7 @@ def _round(values: Any, nd: int = 2) -> list[float]:
     return [round(float(v), nd) for v in values]
 
 
-def _pipeline(detector: str, model: str, threads: Optional[int], max_pixels: int, **kw: Any):  # noqa: ANN202
+def _pipeline(detector: Optional[str], model: str, threads: Optional[int], max_pixels: int, **kw: Any):  # noqa: ANN202
     from ..pipeline import FacePipeline
 
     if threads:  # also the detector's sessions, made inside the pipeline

@@ -36,7 +36,7 @@ def _main(
     ctx: typer.Context,
     db: Path = typer.Option(..., "--db", envvar="FACEPRINT_GALLERY", help="The gallery file (created on first enrol)."),
     model: Optional[str] = GALLERY_MODEL,
-    detector: str = DetectorOpt,
+    detector: Optional[str] = DetectorOpt,
     threads: Optional[int] = ThreadsOpt,
     index: str = typer.Option("auto", "--index", help="Search index: auto (exact below 20k faces, then faiss IVF), exact, ivf."),
 ) -> None:

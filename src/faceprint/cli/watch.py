@@ -34,7 +34,7 @@ def watch_command(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the annotated video here (.mp4 or .avi)."),
     greet: bool = typer.Option(False, "--greet", help="Say 'Welcome NAME' once per arrival (espeak-ng if installed, else printed)."),
     every: int = typer.Option(5, "--every", min=1, help="Run the face detector on one frame in N; track in between."),
-    detector: str = DetectorOpt,
+    detector: Optional[str] = DetectorOpt,
     min_face: int = typer.Option(40, "--min-face", min=12, help="MTCNN: smallest face searched, px of the detection image."),
     detect_width: int = typer.Option(640, "--detect-width", min=0, help="Downscale wider frames to this for detection; 0 = never."),
     threshold: Optional[float] = typer.Option(None, help="Distance threshold (default: the gallery's)."),
@@ -63,7 +63,8 @@ def watch_command(
     try:
         with Gallery(db, detector=detector, threads=threads, create=False) as gallery:
             # MTCNN's search depth is the main cost of a frame: skip faces too small to recognise anyway.
-            det = get_detector(detector, min_face_size=min_face) if detector == "mtcnn" else gallery.pipeline.detector
+            mtcnn = (detector or gallery.spec.detector) == "mtcnn"
+            det = get_detector("mtcnn", min_face_size=min_face) if mtcnn else gallery.pipeline.detector
             if events is not None:
                 log = JsonLinesWriter(sys.stdout if events == "-" else Path(events))
             # Printed greetings go to stdout unless stdout carries JSON.

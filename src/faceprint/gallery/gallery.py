@@ -101,7 +101,7 @@ class Gallery:
         *,
         model: str | ModelSpec | None = None,
         pipeline: FacePipeline | None = None,
-        detector: str = "mtcnn",
+        detector: str | None = None,
         threads: int | None = None,
         index: str = "auto",
         create: bool = True,

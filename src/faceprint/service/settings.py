@@ -41,7 +41,7 @@ class Settings:
     port: int = 8000
     db: Path = field(default_factory=default_db)
     photos: Path | None = None
-    detector: str = "mtcnn"
+    detector: str | None = None  # None: the model's own (ModelSpec.detector)
     model: str | None = None  # None: the gallery's own model (dlib-resnet-v1 for a new gallery)
     threads: int | None = None
     api_key: str | None = None
