@@ -128,12 +128,12 @@ def main() -> None:
     (tmp / "images.txt").write_text("\n".join(map(str, lfw_sample(args.images))))
     fr = theirs("e2e", "--threads", thr, "--images", str(tmp / "images.txt"))
     result["e2e"] = {"face_recognition": fr, "images": args.images}
-    variants = [(f"default ({DEFAULT_MODEL}, flip)", []), ("default, no flip", ["--no-flip"]),
-                ("default, --detector yunet, no flip", ["--detector", "yunet", "--no-flip"]),
-                ("--model dlib-resnet-v1 (flip)", ["--model", "dlib-resnet-v1"]),
+    variants = [(f"default ({DEFAULT_MODEL}: YuNet, no flip)", []),
+                ("default model on MTCNN with flip", ["--detector", "mtcnn", "--flip"]),
+                ("--model dlib-resnet-v1 (MTCNN, flip)", ["--model", "dlib-resnet-v1"]),
+                ("--model dlib-resnet-v1, no flip", ["--model", "dlib-resnet-v1", "--no-flip"]),
                 ("--model dlib-resnet-v1, --detector yunet, no flip",
-                 ["--model", "dlib-resnet-v1", "--detector", "yunet", "--no-flip"]),
-                ("--model dlib-resnet-v1, no flip", ["--model", "dlib-resnet-v1", "--no-flip"])]  # fmt: skip
+                 ["--model", "dlib-resnet-v1", "--detector", "yunet", "--no-flip"])]  # fmt: skip
     for label, extra in variants:
         mine = ours("e2e", "--threads", thr, "--images", str(tmp / "images.txt"), *extra)
         result["e2e"][label] = mine  # type: ignore[index]

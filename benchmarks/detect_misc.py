@@ -1,6 +1,6 @@
 """Detection on ../shared/data/misc against the face counts in images.csv, per detector.
 
-    .venv/bin/python benchmarks/detect_misc.py [--detectors mtcnn,mtcnn-upright,mmod,mmod-up1,haar]
+    .venv/bin/python benchmarks/detect_misc.py [--detectors yunet,yunet-upright,mtcnn,mtcnn-upright,mmod,mmod-up1,haar]
 
 Prints one Markdown table (found / expected per image and detector, ms per image) and what each
 invalid file gives. Saves JSON under benchmarks/results/.
@@ -19,7 +19,7 @@ from faceprint import FaceprintError, get_detector, load_image
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--detectors", default="mtcnn,mtcnn-upright,mmod,mmod-up1,haar")
+    ap.add_argument("--detectors", default="yunet,yunet-upright,mtcnn,mtcnn-upright,mmod,mmod-up1,haar")
     args = ap.parse_args()
     names = args.detectors.split(",")
     misc = data_root() / "misc"

@@ -3,7 +3,9 @@ same JSON, each in a process of its own so that peak memory (VmHWM) is the syste
 
     python faceprint_worker.py detect --threads N --images set.npz --detector mtcnn
     python faceprint_worker.py embed  --threads N --images list.txt --model sface
-    python faceprint_worker.py e2e    --threads N --images list.txt [--model M] [--detector D] [--no-flip]
+    python faceprint_worker.py e2e    --threads N --images list.txt [--model M] [--detector D] [--[no-]flip]
+
+Without --detector / --flip the pipeline takes the model's own (the ones it was calibrated with).
 """
 
 from __future__ import annotations
@@ -21,10 +23,10 @@ def main() -> None:
     ap.add_argument("task", choices=["detect", "embed", "e2e"])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--images")
-    ap.add_argument("--detector", default="mtcnn")
+    ap.add_argument("--detector", default=None)
     ap.add_argument("--model", default=None, help="embedding model (default: faceprint's default)")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--no-flip", action="store_true")
+    ap.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None)
     ap.add_argument("--accept-licence", default=None)
     args = ap.parse_args()
     import numpy as np
@@ -38,7 +40,7 @@ def main() -> None:
 
     if args.task == "detect":
         images = list(np.load(args.images)["images"])
-        det = get_detector(args.detector)
+        det = get_detector(args.detector or "mtcnn")
         det.detect(images[0])  # warm-up: weights loaded
         best, faces = float("inf"), 0
         for _ in range(args.repeats):
@@ -74,7 +76,7 @@ def main() -> None:
         print(json.dumps(out))
         return
 
-    pipe = FacePipeline(detector=args.detector, model=model, flip=not args.no_flip, accept_licence=args.accept_licence)
+    pipe = FacePipeline(detector=args.detector, model=model, flip=args.flip, accept_licence=args.accept_licence)
     pipe.faces(paths[0])  # warm-up
     t = time.perf_counter()
     faces = 0
