@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
-import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,7 @@ from typer.testing import CliRunner
 from faceprint import FacePipeline, Gallery, GalleryError, ModelMismatchError, UnknownPersonError
 from faceprint.cli import app
 from faceprint.decide import KnownFaces, identify_embeddings
-from faceprint.gallery.store import NewSample
+from faceprint.gallery.store import NewSample, open_store
 
 CELEB = "5-celebrity-faces"
 PEOPLE = ["ben_afflek", "elton_john", "jerry_seinfeld", "madonna", "mindy_kaling"]
@@ -32,10 +31,26 @@ def pipe() -> FacePipeline:
     return FacePipeline(model="dlib-resnet-v1")
 
 
+def where(g: Gallery) -> Path | str:
+    """What opens the same gallery again: its file, or its PostgreSQL URL (the test server has no password)."""
+    return g.path if g.path is not None else g.location
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """The gallery's contract holds on both backends: each test below runs on each."""
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def enrolled(tmp_path_factory: pytest.TempPathFactory, pipe: FacePipeline, data_dir: Path) -> tuple[Path, list]:
+def enrolled(
+    tmp_path_factory: pytest.TempPathFactory, pipe: FacePipeline, data_dir: Path, backend: str, request: pytest.FixtureRequest
+) -> tuple[Path | str, list]:
     """A gallery of the 5 celebrities (2 training photos each) plus two unusable files; built once."""
-    db = tmp_path_factory.mktemp("gallery") / "celeb.db"
+    if backend == "postgres":
+        db: Path | str = request.getfixturevalue("pg").new_database()
+    else:
+        db = tmp_path_factory.mktemp("gallery") / "celeb.db"
     items = [(p, f) for p in PEOPLE for f in photos(data_dir, "train", p, 2)]
     items += [("nobody", data_dir / "misc" / "blank_white.png"), ("broken", data_dir / "misc" / "invalid" / "truncated.jpg")]
     heard = []
@@ -46,10 +61,14 @@ def enrolled(tmp_path_factory: pytest.TempPathFactory, pipe: FacePipeline, data_
 
 
 @pytest.fixture
-def gallery(enrolled: tuple[Path, list], tmp_path: Path, pipe: FacePipeline) -> Gallery:
-    """A private copy of the enrolled gallery (tests may change it)."""
-    db = tmp_path / "g.db"
-    shutil.copy(enrolled[0], db)
+def gallery(enrolled: tuple[Path | str, list], tmp_path: Path, pipe: FacePipeline, request: pytest.FixtureRequest) -> Gallery:
+    """A private copy of the enrolled gallery (tests may change it): a copied file, or a database
+    created from the enrolled one as its template."""
+    if isinstance(enrolled[0], str):
+        db: Path | str = request.getfixturevalue("pg").new_database(template=enrolled[0])
+    else:
+        db = tmp_path / "g.db"
+        shutil.copy(enrolled[0], db)
     with Gallery(db, pipeline=pipe) as g:
         yield g
 
@@ -124,10 +143,10 @@ def test_edit_people(gallery: Gallery) -> None:
 def test_two_handles_see_each_others_writes(gallery: Gallery, pipe: FacePipeline) -> None:
     vec = gallery.store.vectors()[1][0]
     assert gallery.identify_vectors(vec[None])[0][0].identity == "ben_afflek"  # index built
-    with Gallery(gallery.path, pipeline=pipe) as other:
+    with Gallery(where(gallery), pipeline=pipe) as other:
         other.add_embeddings(["twin"], (vec + 1e-4)[None])
         other.remove("ben_afflek")
-    assert gallery.identify_vectors(vec[None])[0][0].identity == "twin"  # rebuilt from SQLite
+    assert gallery.identify_vectors(vec[None])[0][0].identity == "twin"  # the other's writes, at once
 
 
 def test_export_import_round_trip(gallery: Gallery, pipe: FacePipeline, tmp_path: Path) -> None:
@@ -150,14 +169,14 @@ def test_other_model_is_refused(gallery: Gallery, pipe: FacePipeline) -> None:
     other = dataclasses.replace(pipe.spec, name="other-model")
     gallery.close()
     with pytest.raises(ModelMismatchError, match="made with model 'dlib-resnet-v1'.*reembed"):
-        Gallery(gallery.path, model=other)
-    db = sqlite3.connect(gallery.path)
-    db.execute("UPDATE meta SET value = 'beef' WHERE key = 'weights_sha256'")  # other weights, same name
-    db.commit()
-    db.close()
+        Gallery(where(gallery), model=other)
+    store = open_store(where(gallery))
+    with store.write():
+        store.set_meta("weights_sha256", "beef")  # other weights, same name
+    store.close()
     with pytest.raises(ModelMismatchError, match="weights sha256 beef"):
-        Gallery(gallery.path, pipeline=pipe)
-    g = Gallery(gallery.path)  # without a model: opens with its own, data intact
+        Gallery(where(gallery), pipeline=pipe)
+    g = Gallery(where(gallery))  # without a model: opens with its own, data intact
     assert len(g) == 10 and g.check() == "ok"
     g.close()
 
@@ -218,9 +237,9 @@ def test_ivf_index_saved_and_reused(tmp_path: Path) -> None:
         assert g.identify_vectors(x[1:2])[0][0].identity == "p1"  # damaged index file: rebuilt
 
 
-def test_cli_gallery(enrolled: tuple[Path, list], data_dir: Path, tmp_path: Path) -> None:
-    db = tmp_path / "cli.db"
-    shutil.copy(enrolled[0], db)
+def test_cli_gallery(gallery: Gallery, data_dir: Path, tmp_path: Path) -> None:
+    db: Path | str = where(gallery)
+    native = "exact" if gallery.path is not None else "pgvector-hnsw"
 
     def run(*args: str) -> tuple[int, object]:
         res = runner.invoke(app, ["gallery", "--db", str(db), *args])
@@ -250,9 +269,11 @@ def test_cli_gallery(enrolled: tuple[Path, list], data_dir: Path, tmp_path: Path
     assert code == 2 and "no person named" in out
     code, out = run("list", "--json")
     assert {p["name"]: p["samples"] for p in out}["madonna"] == 3 and len(out) == 4
+    code, out = run("info", "--json")
+    assert code == 0 and out["index"] == native
     code, _ = run("export", str(tmp_path / "e.npz"))
     assert code == 0
-    db = tmp_path / "imported.db"
+    db = tmp_path / "imported.db"  # exported from either backend, imported into SQLite
     assert run("import", str(tmp_path / "e.npz"))[0] == 0
     code, out = run("list", "--json")
     assert sum(p["samples"] for p in out) == 10
@@ -262,15 +283,10 @@ def test_cli_gallery(enrolled: tuple[Path, list], data_dir: Path, tmp_path: Path
     assert code == 2 and "unknown model" in out
 
 
-def test_cli_identify_against_an_empty_gallery_prints_strict_json(
-    enrolled: tuple[Path, list], data_dir: Path, tmp_path: Path
-) -> None:
-    db = tmp_path / "empty.db"
-    shutil.copy(enrolled[0], db)
-    with Gallery(db) as g:
-        for name, _ in g.people():
-            g.remove(name)
-    res = runner.invoke(app, ["gallery", "--db", str(db), "identify", str(photos(data_dir, "val", "madonna", 1)[0]), "--json"])
+def test_cli_identify_against_an_empty_gallery_prints_strict_json(gallery: Gallery, data_dir: Path) -> None:
+    for name, _ in gallery.people():
+        gallery.remove(name)
+    res = runner.invoke(app, ["gallery", "--db", str(where(gallery)), "identify", str(photos(data_dir, "val", "madonna", 1)[0]), "--json"])
     assert res.exit_code == 0 and "Infinity" not in res.stdout
     face = json.loads(res.stdout)[0]["faces"][0]  # json.loads would accept Infinity; the check above would not
     assert face["identity"] is None and face["distance"] is None
@@ -298,3 +314,19 @@ def test_people_by_id_and_faces_from_the_pipeline(gallery: Gallery, pipe: FacePi
     other = dataclasses.replace(face, embedding=dataclasses.replace(face.embedding, model_id="facenet"))
     with pytest.raises(ModelMismatchError):
         gallery.add_face("kian_2", other)
+
+
+def test_adding_by_id_follows_renames_and_never_revives(gallery: Gallery, pipe: FacePipeline) -> None:
+    """A writer that looked a person up before another process renamed or removed them: the add is
+    checked in its own write transaction, by stable id (issue 14, item 1)."""
+    vec = gallery.store.vectors()[1][0]
+    pid = {n: i for i, n in gallery.person_ids().items()}["madonna"]
+    with Gallery(where(gallery), pipeline=pipe) as other:
+        other.rename("madonna", "madonna_c")
+    sid = gallery.store.add([NewSample("madonna", vec + 0.01, person_id=pid)])[0]
+    assert sid is not None and dict(gallery.people())["madonna_c"] == 3 and "madonna" not in dict(gallery.people())
+    with Gallery(where(gallery), pipeline=pipe) as other:
+        other.remove("madonna_c")
+    with pytest.raises(UnknownPersonError, match="was removed"):
+        gallery.store.add([NewSample("madonna_c", vec + 0.02, person_id=pid)])
+    assert "madonna_c" not in dict(gallery.people()) and len(gallery) == 8 and gallery.check() == "ok"

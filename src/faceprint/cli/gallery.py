@@ -22,7 +22,7 @@ from ..errors import FaceprintError
 from .common import AnnotateOpt, FarOpt, DetectorOpt, JsonOpt, ThreadsOpt, _emit, fail, identify_images, print_identities
 
 gallery_app = typer.Typer(
-    help="A persistent gallery of enrolled people in one SQLite file: enrol, identify, edit, export.",
+    help="A persistent gallery of enrolled people in a SQLite file or a PostgreSQL database: enrol, identify, edit, export.",
     no_args_is_help=True,
 )
 
@@ -34,13 +34,32 @@ GALLERY_MODEL = typer.Option(
 @gallery_app.callback()
 def _main(
     ctx: typer.Context,
-    db: Path = typer.Option(..., "--db", envvar="FACEPRINT_GALLERY", help="The gallery file (created on first enrol)."),
+    db: str = typer.Option(
+        ..., "--db", envvar="FACEPRINT_GALLERY",
+        help="The gallery: a SQLite file (created on first enrol) or postgresql://user@host:port/dbname.",
+    ),
     model: Optional[str] = GALLERY_MODEL,
     detector: Optional[str] = DetectorOpt,
     threads: Optional[int] = ThreadsOpt,
     index: str = typer.Option("auto", "--index", help="Search index: auto (exact below 20k faces, then faiss IVF), exact, ivf."),
 ) -> None:
     ctx.obj = {"db": db, "model": model, "detector": detector, "threads": threads, "index": index}
+
+
+def _is_new(db: str) -> bool:
+    """Whether --db names no gallery yet (a missing file; a PostgreSQL database without one)."""
+    from ..gallery.store import is_url, open_store
+
+    if not is_url(db):
+        return not Path(db).exists()
+    try:
+        store = open_store(db)
+    except FaceprintError as exc:
+        fail(exc)
+    try:
+        return store.get_meta("model_id") is None
+    finally:
+        store.close()
 
 
 @contextmanager
@@ -197,7 +216,7 @@ def import_cmd(ctx: typer.Context, file: Path = typer.Argument(..., help="A file
     from ..gallery import read_export
 
     model = None
-    if not ctx.obj["db"].exists():  # a new gallery takes the export's model
+    if _is_new(ctx.obj["db"]):  # a new gallery takes the export's model
         try:
             model = read_export(file)[0]["model_id"]
         except FaceprintError as exc:
@@ -245,3 +264,47 @@ def info(
             typer.echo(f"{k}: {v}")
     if check and out["integrity"] != "ok":
         raise typer.Exit(1)
+
+
+@gallery_app.command("enrol-batch")
+def enrol_batch_cmd(
+    ctx: typer.Context,
+    source: Path = typer.Argument(
+        ..., help="A folder (one sub-folder of photos per person) or a .csv/.parquet manifest with path,name columns."
+    ),
+    use_ray: bool = typer.Option(False, "--ray", help="Embed on Ray Data actors, one CPU each (a local Ray unless --ray-address)."),
+    ray_address: Optional[str] = typer.Option(
+        None, "--ray-address", help="Join this Ray cluster (e.g. auto, ray://head:10001) instead of starting one; implies --ray."
+    ),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Ray actors (default: one per CPU of the cluster)."),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Photos per network batch and per transaction."),
+    report: Optional[Path] = typer.Option(
+        None, "--report", help="Write unusable photos here (path, name, reason): CSV for .csv, else JSON lines."
+    ),
+    json_out: bool = JsonOpt,
+) -> None:
+    """Enrol a large photo collection in batches, resumably: photos already stored are skipped, so a
+    rerun after a kill finishes the job. JSON: {"enrolled", "skipped", "failed", "seconds", "photos_per_s"}."""
+    from ..gallery.batch import enrol_batch, read_source, require_ray
+
+    use_ray = use_ray or ray_address is not None
+    try:  # check the source and Ray before the gallery is opened: a bad call creates no gallery
+        items = read_source(source)
+        if use_ray:
+            require_ray()
+    except FaceprintError as exc:
+        fail(exc, json_out)
+    with _open(ctx, create=True, json_out=json_out) as g:
+        counts = enrol_batch(
+            g, items, ray=use_ray, ray_address=ray_address, workers=workers, batch_size=batch_size,
+            report=report, progress=not json_out,
+        )
+    if json_out:
+        _emit(counts)
+    else:
+        where = f" (listed in {report})" if report is not None else " (--report FILE lists them)" if counts["failed"] else ""
+        typer.echo(
+            f"enrolled {counts['enrolled']} photo(s); {counts['skipped']} already enrolled, {counts['failed']} "
+            f"unusable{where}; {counts['photos_per_s']:.1f} photos/s"
+        )
+    raise typer.Exit(1 if counts["failed"] else 0)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Optional
 
 import typer
@@ -19,8 +18,9 @@ err = Console(stderr=True)
 def serve(
     host: Optional[str] = typer.Option(None, "--host", help="Address to listen on (env FACEPRINT_HOST; default 127.0.0.1)."),
     port: Optional[int] = typer.Option(None, "--port", help="Port (env FACEPRINT_PORT; default 8000)."),
-    db: Optional[Path] = typer.Option(
-        None, "--db", help="The gallery file (env FACEPRINT_GALLERY; default ~/.cache/faceprint/gallery.db)."
+    db: Optional[str] = typer.Option(
+        None, "--db",
+        help="The gallery: a SQLite file or a postgresql:// URL (env FACEPRINT_GALLERY; default ~/.cache/faceprint/gallery.db)."
     ),
     detector: Optional[str] = typer.Option(None, "--detector", "-d", help="Face detector (default mtcnn)."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Embedding model (default: the gallery's own)."),
@@ -38,6 +38,7 @@ def serve(
     try:
         import uvicorn
 
+        from ..gallery.store import redact
         from ..service import Settings, create_app, exposure_warning
     except ImportError as exc:
         err.print(f"[red]error:[/] the service needs its extra ({exc.name} is missing): pip install 'faceprint[service]'")
@@ -55,7 +56,7 @@ def serve(
     warning = exposure_warning(settings)
     if warning:
         err.print(f"[yellow]warning:[/] {warning}")
-    err.print(f"faceprint: gallery {settings.db}; web page and API on http://{settings.host}:{settings.port}/ (API docs at /docs)")
+    err.print(f"faceprint: gallery {redact(settings.db)}; web page and API on http://{settings.host}:{settings.port}/ (API docs at /docs)")
     # limit_concurrency bounds open connections (each may hold a body up to max_upload_bytes).
     uvicorn.run(
         create_app(settings), host=settings.host, port=settings.port, log_level=log_level,

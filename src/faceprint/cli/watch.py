@@ -29,7 +29,9 @@ def register(app: typer.Typer) -> None:
 
 def watch_command(
     source: str = typer.Argument(..., help="Video file, camera index (0) or stream URL (rtsp://, http://)."),
-    db: Path = typer.Option(..., "--db", envvar="FACEPRINT_GALLERY", help="The gallery of enrolled people."),
+    db: str = typer.Option(
+        ..., "--db", envvar="FACEPRINT_GALLERY", help="The gallery of enrolled people: a SQLite file or a postgresql:// URL."
+    ),
     events: Optional[str] = typer.Option(None, "--events", help="Write events as JSON lines to this file ('-': stdout)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the annotated video here (.mp4 or .avi)."),
     greet: bool = typer.Option(False, "--greet", help="Say 'Welcome NAME' once per arrival (espeak-ng if installed, else printed)."),

@@ -32,7 +32,7 @@ from ..models import DEFAULT_MODEL, ModelSpec, get_model_spec
 from ..pipeline import FacePipeline, iter_known_dir, select_face
 from ..types import Face, Match
 from .index import EXACT_MAX, ExactIndex, IVFIndex, load_index, make_index, save_index
-from .store import NewSample, Sample, Store
+from .store import NewSample, Sample, is_url, open_store
 
 __all__ = ["EXPORT_FORMAT", "EnrolReport", "EnrolResult", "Gallery", "read_export"]
 
@@ -109,8 +109,10 @@ class Gallery:
     ) -> None:
         if index not in ("auto", "exact", "ivf"):
             raise ValueError(f"index must be 'auto', 'exact' or 'ivf', got {index!r}")
-        self.path = Path(path)
-        if not create and not self.path.is_file():
+        url = is_url(path)
+        #: the SQLite file, or None for a PostgreSQL gallery; ``location`` names either in messages
+        self.path: Path | None = None if url else Path(path)
+        if self.path is not None and not create and not self.path.is_file():
             raise GalleryError(f"no gallery at {self.path}: enrol someone first or check --db")
         spec = pipeline.spec if pipeline is not None else None
         if model is not None:
@@ -118,8 +120,11 @@ class Gallery:
             if spec is not None and asked.name != spec.name:
                 raise ValueError(f"model {asked.name!r} and the pipeline's model {spec.name!r} differ")
             spec = asked
-        self.store = Store(self.path, timeout=timeout)
+        self.store = open_store(path, timeout=timeout)
+        self.location = self.store.location
         try:
+            if url and not create and self.store.get_meta("model_id") is None:
+                raise GalleryError(f"no gallery at {self.location}: enrol someone first or check --db")
             new = spec or get_model_spec(DEFAULT_MODEL)
             meta = self.store.init_meta(
                 {
@@ -149,9 +154,9 @@ class Gallery:
     def _check_model(self, meta: dict[str, str], name: str, sha: str) -> None:
         if meta["model_id"] != name or meta["weights_sha256"] != sha:
             raise ModelMismatchError(
-                f"gallery {self.path} was made with model {meta['model_id']!r} (weights sha256 "
+                f"gallery {self.location} was made with model {meta['model_id']!r} (weights sha256 "
                 f"{meta['weights_sha256'][:12]}...), not {name!r} (sha256 {sha[:12]}...): open it with its own "
-                f"model, or convert it with `faceprint gallery --db {self.path} reembed --model {name}`"
+                f"model, or convert it with `faceprint gallery --db {self.location} reembed --model {name}`"
             )
 
     # -- life cycle -------------------------------------------------------------------------------
@@ -175,6 +180,9 @@ class Gallery:
 
     @property
     def index_path(self) -> Path:
+        """Where the IVF index is saved: beside the SQLite file (PostgreSQL galleries search in the server)."""
+        if self.path is None:
+            raise GalleryError(f"{self.location} keeps its index in PostgreSQL; there is no index file")
         return self.path.with_name(self.path.name + ".index")
 
     @property
@@ -209,13 +217,13 @@ class Gallery:
         return self.store.samples(name)
 
     def __len__(self) -> int:
-        return int(self.store.db.execute("SELECT COUNT(*) FROM samples").fetchone()[0])
+        return self.store.count()
 
     def info(self) -> dict[str, Any]:
         meta = self.store.meta()
         people = self.people()
         return {
-            "path": str(self.path),
+            "path": self.location,
             "model": meta["model_id"],
             "weights_sha256": meta["weights_sha256"],
             "metric": self.metric,
@@ -224,7 +232,7 @@ class Gallery:
             "threshold_source": "gallery" if "threshold" in meta else "model",
             "people": len(people),
             "samples": sum(n for _, n in people),
-            "index": self._resolve_kind(sum(n for _, n in people)),
+            "index": "pgvector-hnsw" if self.store.native_search else self._resolve_kind(sum(n for _, n in people)),
             "generation": int(meta.get("generation", 0)),
             "schema": int(meta.get("schema", 0)),
         }
@@ -321,9 +329,13 @@ class Gallery:
                 return known, False
             return self.store.ensure_person(name, time.time()), True
 
-    def add_face(self, name: str, face: Face, *, source: str | None = None, sha256: str | None = None) -> int | None:
+    def add_face(
+        self, name: str, face: Face, *, source: str | None = None, sha256: str | None = None, person_id: int | None = None
+    ) -> int | None:
         """Add a face found by this gallery's model to a person (created if new), one transaction.
 
+        person_id: add to this person by stable id instead, checked inside the write transaction:
+            UnknownPersonError if another process removed them, and a rename meanwhile is followed.
         Returns the new sample id, or None when a photo with this sha256 is already enrolled.
         """
         if face.embedding.model_id and face.embedding.model_id != self.spec.name:
@@ -331,7 +343,9 @@ class Gallery:
                 f"the face was embedded with {face.embedding.model_id!r}, this gallery holds {self.spec.name!r}"
             )
         det = face.detection
-        sample = NewSample(name, face.embedding.vector, source, sha256, det.box, det.landmarks, det.quality)
+        sample = NewSample(
+            name, face.embedding.vector, source, sha256, det.box, det.landmarks, det.quality, person_id=person_id
+        )
         return self.store.add([sample])[0]
 
     def person_ids(self) -> dict[int, str]:
@@ -381,11 +395,9 @@ class Gallery:
 
     def _sync(self) -> None:
         """Bring the index and the sample -> person arrays up to the store's current state."""
-        db = self.store.db
         if self._index is not None and self.store.generation() == self._gen:
             return
-        db.execute("BEGIN")  # one read snapshot: ids, owners and vectors agree with each other
-        try:
+        with self.store.read():  # one read snapshot: ids, owners and vectors agree with each other
             gen = self.store.generation()
             stamp = self._stamp()
             sids, pids = self.store.sample_owners()
@@ -419,8 +431,6 @@ class Gallery:
                 for got, vecs in self.store.iter_vectors(None if len(have) == 0 else new, chunk=262_144):
                     idx.add(self._prep(vecs), got)
             self._unsaved |= bool(len(gone) or len(new)) and kind == "ivf"
-        finally:
-            db.execute("COMMIT")
         self._index, self._gen, self._epoch = idx, gen, stamp["epoch"]
         self._sids, self._pids, self._names = sids, pids, names
         if stale and self._unsaved:
@@ -446,22 +456,30 @@ class Gallery:
         dim = int(self.store.get_meta("dim") or 0)
         if q.size and q.shape[1] != dim:
             raise GalleryError(f"descriptors have {q.shape[1]} values, this gallery's model makes {dim}")
-        self._sync()
-        assert self._index is not None
         thr = self.threshold if threshold is None else float(threshold)
         if len(q) == 0:
             return []
+        k = max(candidates, top_k)
+        return [rank_people(d, names, thr, top_k) for d, names in self._nearest(q, k)]
+
+    def _nearest(self, q: np.ndarray, k: int) -> list[tuple[np.ndarray, list[str]]]:
+        """Up to ``k`` nearest samples of each (Q, D) query: distances in the gallery's metric
+        (n,) and the owners' names, nearest first. PostgreSQL searches in the server; SQLite in the
+        in-memory index, brought up to date first."""
+        if self.store.native_search:
+            return self.store.search(q, k, self.metric)  # type: ignore[attr-defined]
+        self._sync()
+        assert self._index is not None
         if len(self._index) == 0:
-            return [[Match(None, float("inf"))] for _ in range(len(q))]
-        k = min(len(self._index), max(candidates, top_k))
-        sq, ids = self._index.search(self._prep(q), k)
+            return [(np.zeros(0), []) for _ in range(len(q))]
+        sq, ids = self._index.search(self._prep(q), min(len(self._index), k))
         dist = np.sqrt(sq) if self.metric == "euclidean" else sq / 2.0
         rows = np.clip(np.searchsorted(self._sids, ids), 0, len(self._sids) - 1)
         owners = self._pids[rows]
         out = []
         for d, i, own in zip(dist, ids, owners):
             ok = i >= 0
-            out.append(rank_people(d[ok], [self._names[p] for p in own[ok]], thr, top_k))
+            out.append((d[ok], [self._names[p] for p in own[ok]]))
         return out
 
     def identify(
@@ -486,7 +504,7 @@ class Gallery:
         samples = self.store.samples()
         ids, vecs = self.store.vectors()
         if not np.array_equal(ids, [s.id for s in samples]):
-            raise GalleryError(f"{self.path}: samples and descriptors disagree; run `faceprint gallery check`")
+            raise GalleryError(f"{self.location}: samples and descriptors disagree; run `faceprint gallery check`")
         meta = self.store.meta()
         manifest = {
             "format": EXPORT_FORMAT,

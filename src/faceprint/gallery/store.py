@@ -1,8 +1,15 @@
-"""The gallery's SQLite file: people, their face samples, the descriptors and the model that made them.
+"""The gallery's database: people, their face samples, the descriptors and the model that made them.
 
-One file in WAL mode: readers never block the writer, a killed process loses only the transaction
-it had not committed, and every write starts with ``BEGIN IMMEDIATE`` under a busy timeout so
-that two processes writing at once queue instead of failing or losing rows.
+Two backends share this module's SQL and one transaction model: every write is one transaction
+that holds the gallery's single writer lock from its first statement, so every check-then-write
+(is this photo stored? does this person still exist?) sees the state it changes, whichever
+process runs it; readers never block and never see half a write.
+
+* :class:`Store`: one SQLite file in WAL mode, the embedded default. ``BEGIN IMMEDIATE`` takes the
+  write lock up front, under a busy timeout, so two processes writing at once queue.
+* :class:`~faceprint.gallery.pgstore.PgStore`: PostgreSQL with pgvector, for galleries shared by
+  many processes and machines. A transaction-scoped advisory lock is the writer lock; vectors live
+  in a pgvector column with an HNSW index, searched by the server.
 
 Tables::
 
@@ -12,25 +19,27 @@ Tables::
     samples(id, person_id, source, sha256 UNIQUE, box, landmarks, quality, added)
     embeddings(sample_id, vector)    float32 little-endian bytes, one row per sample
 
-Row ids come from AUTOINCREMENT, so a removed sample's id is never reused: the vector index
-on disk keys faces by these ids and relies on it.
+Row ids come from AUTOINCREMENT (identity columns in PostgreSQL), so a removed sample's id is never
+reused: the vector index on disk keys faces by these ids and relies on it.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..errors import GalleryError, UnknownPersonError
 
-__all__ = ["SCHEMA_VERSION", "Sample", "Store"]
+__all__ = ["SCHEMA_VERSION", "NewSample", "Sample", "SqlStore", "Store", "open_store"]
 
 SCHEMA_VERSION = 1
 
@@ -89,6 +98,9 @@ class NewSample:
     landmarks: Sequence[Sequence[float]] | None = None
     quality: float | None = None
     added: float | None = None
+    #: add to this person (a stable id) instead of by name: UnknownPersonError if they were removed,
+    #: never a new person under a stale name
+    person_id: int | None = None
 
 
 def _json(value: object) -> str | None:
@@ -97,56 +109,69 @@ def _json(value: object) -> str | None:
     return json.dumps(np.asarray(value, np.float64).round(3).tolist())
 
 
-class Store:
-    """SQLite access for one gallery file; every public write is one transaction.
+def redact(location: str | Path) -> str:
+    """A --db value for messages: a URL without its password."""
+    return re.sub(r"(://[^:/@]*):[^@/]+@", r"\1:***@", str(location))
 
-    timeout: seconds a writer waits for another process's transaction before giving up.
+
+def is_url(location: str | Path) -> bool:
+    """Whether a --db value names a PostgreSQL server rather than a SQLite file."""
+    return str(location).startswith(("postgresql://", "postgres://"))
+
+
+def open_store(location: str | Path, *, timeout: float = 60.0) -> SqlStore:
+    """The store for a SQLite path or a ``postgresql://`` URL."""
+    if is_url(location):
+        from .pgstore import PgStore  # psycopg is an extra: imported only for PostgreSQL galleries
+
+        return PgStore(str(location), timeout=timeout)
+    return Store(location, timeout=timeout)
+
+
+class SqlStore:
+    """The SQL both backends share, written with ``?`` placeholders; subclasses connect, create the
+    schema and supply the dialect's few differences (transactions, vectors, integrity check).
+
+    Every public write is one transaction (:meth:`write`) holding the writer lock.
     """
 
-    def __init__(self, path: str | Path, *, timeout: float = 60.0) -> None:
-        self.path = Path(path)
-        if self.path.is_dir():
-            raise GalleryError(f"{self.path} is a folder; give the path of a gallery file (e.g. people.db)")
-        if not self.path.parent.is_dir():
-            raise GalleryError(f"folder {self.path.parent} does not exist; create it or choose another --db path")
-        try:
-            # isolation_level=None: no implicit transactions; we open them ourselves (BEGIN IMMEDIATE).
-            self.db = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None, check_same_thread=False)
-            self.db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-            mode = self.db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            # NORMAL in WAL mode: a committed transaction survives a killed process (not a power cut).
-            self.db.execute("PRAGMA synchronous = NORMAL")
-            self.db.execute("PRAGMA foreign_keys = ON")
-            with self.write():
-                for stmt in _SCHEMA.split(";"):
-                    if stmt.strip():
-                        self.db.execute(stmt)
-        except sqlite3.DatabaseError as exc:
-            raise GalleryError(
-                f"{self.path} is not a faceprint gallery ({exc}); give a new file name or a gallery made by faceprint"
-            ) from None
-        if mode.lower() != "wal":
-            raise GalleryError(f"{self.path}: SQLite could not switch to WAL mode (got {mode}); use a local disk")
-        schema = self.get_meta("schema")
-        if schema is not None and int(schema) > SCHEMA_VERSION:
-            raise GalleryError(
-                f"{self.path} has gallery schema {schema}, this faceprint reads up to {SCHEMA_VERSION}: upgrade faceprint"
-            )
+    db: Any  # the connection: ``execute(sql, args)`` returns a cursor
+    location: str  # for messages: the file path or the URL without its password
+    native_search = False  # True: :meth:`search` runs in the database (pgvector), no in-memory index
 
     def close(self) -> None:
         self.db.close()
 
-    # -- transactions -----------------------------------------------------------------------------
     @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction: BEGIN IMMEDIATE takes the write lock up front (no upgrade deadlock)."""
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+    def write(self) -> Iterator[Any]:
+        """One write transaction holding the gallery's writer lock from its first statement."""
+        raise NotImplementedError
+
+    @contextmanager
+    def read(self) -> Iterator[Any]:
+        """One read snapshot: several queries that agree with each other."""
+        raise NotImplementedError
+
+    def _vector_param(self, vec: np.ndarray) -> object:
+        """A (D,) float32 descriptor as the database stores it."""
+        raise NotImplementedError
+
+    def _vectors_from(self, values: Sequence[object], dim: int) -> np.ndarray:
+        """Stored descriptors back as (n, D) float32."""
+        raise NotImplementedError
+
+    def integrity(self) -> str:
+        """"ok", or the problems found: the engine's own check and the gallery's invariants."""
+        problems = [p for p in self._engine_check() if p != "ok"]
+        orphans = self.db.execute(
+            "SELECT COUNT(*) FROM samples s LEFT JOIN embeddings e ON e.sample_id = s.id WHERE e.sample_id IS NULL"
+        ).fetchone()[0]
+        if orphans:
+            problems.append(f"{orphans} samples without a descriptor")
+        return "; ".join(problems) or "ok"
+
+    def _engine_check(self) -> list[str]:
+        return []
 
     def _bump(self, key: str = "generation") -> int:
         gen = int(self.get_meta(key) or 0) + 1
@@ -162,7 +187,10 @@ class Store:
         if value is None:
             self.db.execute("DELETE FROM meta WHERE key = ?", (key,))
         else:
-            self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+            self.db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
 
     def init_meta(self, values: dict[str, str]) -> dict[str, str]:
         """Set the meta of a new gallery (only where absent, under the write lock) and return it all."""
@@ -170,7 +198,12 @@ class Store:
             if self.get_meta("model_id") is None:
                 for key, value in {"schema": str(SCHEMA_VERSION), "generation": "0", "epoch": "0", **values}.items():
                     self.set_meta(key, value)
-            return self.meta()
+            meta = self.meta()
+            self._init_vectors(int(meta["dim"]), meta["metric"])
+            return meta
+
+    def _init_vectors(self, dim: int, metric: str) -> None:
+        """Create what the vectors need once their size and metric are known (in the write lock)."""
 
     def meta(self) -> dict[str, str]:
         return {k: v for k, v in self.db.execute("SELECT key, value FROM meta")}
@@ -194,7 +227,7 @@ class Store:
     def _require_person(self, name: str) -> int:
         pid = self.person_id(name)
         if pid is None:
-            raise UnknownPersonError(f"no person named {name!r} in {self.path}; `list` shows who is enrolled")
+            raise UnknownPersonError(f"no person named {name!r} in {self.location}; `list` shows who is enrolled")
         return pid
 
     def has_sha(self, sha256: str) -> str | None:
@@ -203,6 +236,10 @@ class Store:
             "SELECT p.name FROM samples s JOIN people p ON p.id = s.person_id WHERE s.sha256 = ?", (sha256,)
         ).fetchone()
         return None if row is None else str(row[0])
+
+    def hashes(self) -> set[str]:
+        """The content hashes (sha256 hex) of every stored photo, in one query (batch enrolment's skip list)."""
+        return {str(r[0]) for r in self.db.execute("SELECT sha256 FROM samples WHERE sha256 IS NOT NULL")}
 
     def samples(self, name: str | None = None) -> list[Sample]:
         sql = (
@@ -245,7 +282,7 @@ class Store:
 
         def unpack(rows: list) -> tuple[np.ndarray, np.ndarray]:
             sids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
-            return sids, np.frombuffer(b"".join(r[1] for r in rows), "<f4").reshape(len(rows), dim).copy()
+            return sids, self._vectors_from([r[1] for r in rows], dim)
 
         if ids is None:
             cur = self.db.execute("SELECT sample_id, vector FROM embeddings ORDER BY sample_id")
@@ -270,11 +307,25 @@ class Store:
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     # -- writes (each call is one transaction unless the caller holds one) ------------------------
+    def count(self) -> int:
+        """Number of samples."""
+        return int(self.db.execute("SELECT COUNT(*) FROM samples").fetchone()[0])
+
     def ensure_person(self, name: str, now: float) -> int:
         pid = self.person_id(name)
         if pid is None:
-            pid = int(self.db.execute("INSERT INTO people (name, added) VALUES (?, ?)", (name, now)).lastrowid)
+            row = self.db.execute("INSERT INTO people (name, added) VALUES (?, ?) RETURNING id", (name, now)).fetchone()
+            pid = int(row[0])
         return pid
+
+    def _owner(self, s: NewSample, now: float) -> int:
+        """The person a new sample goes to, looked up inside the caller's write transaction: by
+        stable id when given (UnknownPersonError if they were removed meanwhile), else by name."""
+        if s.person_id is None:
+            return self.ensure_person(s.person, now)
+        if self.db.execute("SELECT 1 FROM people WHERE id = ?", (int(s.person_id),)).fetchone() is None:
+            raise UnknownPersonError(f"person {s.person!r} (id {s.person_id}) was removed from {self.location}")
+        return int(s.person_id)
 
     def insert(self, items: Sequence[NewSample]) -> list[int | None]:
         """Insert samples in the caller's transaction: new sample id each, None for a known sha256."""
@@ -290,17 +341,16 @@ class Store:
             if s.sha256 is not None and self.has_sha(s.sha256) is not None:
                 out.append(None)  # checked inside the write lock: two processes never both insert it
                 continue
-            sid = int(
-                self.db.execute(
-                    "INSERT INTO samples (person_id, source, sha256, box, landmarks, quality, added) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        self.ensure_person(s.person, now), s.source, s.sha256, _json(s.box), _json(s.landmarks),
-                        None if s.quality is None else float(s.quality), now if s.added is None else float(s.added),
-                    ),
-                ).lastrowid
-            )
-            self.db.execute("INSERT INTO embeddings (sample_id, vector) VALUES (?, ?)", (sid, vec.tobytes()))
+            row = self.db.execute(
+                "INSERT INTO samples (person_id, source, sha256, box, landmarks, quality, added) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                (
+                    self._owner(s, now), s.source, s.sha256, _json(s.box), _json(s.landmarks),
+                    None if s.quality is None else float(s.quality), now if s.added is None else float(s.added),
+                ),
+            ).fetchone()
+            sid = int(row[0])
+            self.db.execute("INSERT INTO embeddings (sample_id, vector) VALUES (?, ?)", (sid, self._vector_param(vec)))
             out.append(sid)
         if any(i is not None for i in out):
             self._bump()
@@ -358,7 +408,7 @@ class Store:
         """Re-embedding, in the caller's transaction: (sample id, vector, box, landmarks, quality) each."""
         for sid, vec, box, lm, quality in updates:
             self.db.execute(
-                "UPDATE embeddings SET vector = ? WHERE sample_id = ?", (np.asarray(vec, "<f4").tobytes(), int(sid))
+                "UPDATE embeddings SET vector = ? WHERE sample_id = ?", (self._vector_param(vec), int(sid))
             )
             self.db.execute(
                 "UPDATE samples SET box = ?, landmarks = ?, quality = ? WHERE id = ?",
@@ -367,6 +417,68 @@ class Store:
         self._bump()
         self._bump("epoch")
 
-    def integrity(self) -> str:
-        """SQLite's own check: "ok" or the problems it found."""
-        return "; ".join(str(r[0]) for r in self.db.execute("PRAGMA integrity_check"))
+class Store(SqlStore):
+    """One SQLite gallery file.
+
+    timeout: seconds a writer waits for another process's transaction before giving up.
+    """
+
+    def __init__(self, path: str | Path, *, timeout: float = 60.0) -> None:
+        self.path = Path(path)
+        self.location = str(self.path)
+        if self.path.is_dir():
+            raise GalleryError(f"{self.path} is a folder; give the path of a gallery file (e.g. people.db)")
+        if not self.path.parent.is_dir():
+            raise GalleryError(f"folder {self.path.parent} does not exist; create it or choose another --db path")
+        try:
+            # isolation_level=None: no implicit transactions; we open them ourselves (BEGIN IMMEDIATE).
+            self.db = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None, check_same_thread=False)
+            self.db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            mode = self.db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            # NORMAL in WAL mode: a committed transaction survives a killed process (not a power cut).
+            self.db.execute("PRAGMA synchronous = NORMAL")
+            self.db.execute("PRAGMA foreign_keys = ON")
+            with self.write():
+                for stmt in _SCHEMA.split(";"):
+                    if stmt.strip():
+                        self.db.execute(stmt)
+        except sqlite3.DatabaseError as exc:
+            raise GalleryError(
+                f"{self.path} is not a faceprint gallery ({exc}); give a new file name or a gallery made by faceprint"
+            ) from None
+        if mode.lower() != "wal":
+            raise GalleryError(f"{self.path}: SQLite could not switch to WAL mode (got {mode}); use a local disk")
+        schema = self.get_meta("schema")
+        if schema is not None and int(schema) > SCHEMA_VERSION:
+            raise GalleryError(
+                f"{self.path} has gallery schema {schema}, this faceprint reads up to {SCHEMA_VERSION}: upgrade faceprint"
+            )
+
+    # -- transactions -----------------------------------------------------------------------------
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: BEGIN IMMEDIATE takes the write lock up front (no upgrade deadlock)."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def _engine_check(self) -> list[str]:
+        return [str(r[0]) for r in self.db.execute("PRAGMA integrity_check")]
+
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN")  # deferred: a read snapshot, no lock taken
+        try:
+            yield self.db
+        finally:
+            self.db.execute("COMMIT")
+
+    def _vector_param(self, vec: np.ndarray) -> object:
+        return np.asarray(vec, "<f4").tobytes()
+
+    def _vectors_from(self, values: Sequence[object], dim: int) -> np.ndarray:
+        return np.frombuffer(b"".join(values), "<f4").reshape(len(values), dim).copy()  # type: ignore[arg-type]

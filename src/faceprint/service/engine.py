@@ -22,6 +22,7 @@ from PIL import Image
 from ..decide import distances, open_set, verify_embeddings
 from ..errors import GalleryError, NoFaceError, UnknownPersonError
 from ..gallery import Gallery, Sample
+from ..gallery.store import is_url
 from ..imageio import load_image
 from ..pipeline import select_face
 from ..types import Face, Match, Verification
@@ -56,7 +57,8 @@ class Engine:
 
     def __init__(self, settings: Settings, on_batch: Callable[[int, float], None] | None = None) -> None:
         self.settings = settings
-        settings.db.parent.mkdir(parents=True, exist_ok=True)
+        if not is_url(settings.db):
+            Path(settings.db).parent.mkdir(parents=True, exist_ok=True)
         self.gallery = Gallery(settings.db, model=settings.model, detector=settings.detector, threads=settings.threads)
         self.pipeline = self.gallery.pipeline  # one network in memory, shared with the gallery
         self.photos = settings.photos_dir
@@ -203,7 +205,9 @@ class Engine:
         with self.lock:
             name = self.person_name(person_id)
             path = self._keep_photo(upload)
-            sid = self.gallery.add_face(name, face, source=str(path), sha256=upload.sha256)
+            # by stable id, checked in the write transaction: another process may have removed or
+            # renamed this person since person_name() looked
+            sid = self.gallery.add_face(name, face, source=str(path), sha256=upload.sha256, person_id=int(person_id))
         if sid is None:
             raise ApiError(409, "duplicate_photo", f"this photo is already enrolled (as {self._owner(upload.sha256)!r})")
         return int(sid)

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..gallery.store import is_url
+
 __all__ = ["Settings", "default_db", "exposure_warning"]
 
 
@@ -26,7 +28,8 @@ def default_db() -> Path:
 class Settings:
     """Everything the service can be told; ``FACEPRINT_<FIELD>`` in the environment sets a field.
 
-    db: the SQLite gallery (env FACEPRINT_GALLERY, shared with `faceprint gallery`); photos:
+    db: the gallery, a SQLite file or a postgresql:// URL (env FACEPRINT_GALLERY, shared with
+        `faceprint gallery`); photos:
         where enrolled photos are kept (default ``<db>.photos/``), so samples can be re-embedded
         and shown. api_key: needed for every /v1 call when set; admin_key: needed for changes to
         the gallery when set (and accepted for reads). cors_origins: allowed browser origins.
@@ -39,7 +42,7 @@ class Settings:
 
     host: str = "127.0.0.1"
     port: int = 8000
-    db: Path = field(default_factory=default_db)
+    db: Path | str = field(default_factory=default_db)  # a SQLite file, or a postgresql:// URL
     photos: Path | None = None
     detector: str | None = None  # None: the model's own (ModelSpec.detector)
     model: str | None = None  # None: the gallery's own model (dlib-resnet-v1 for a new gallery)
@@ -67,7 +70,7 @@ class Settings:
                 values[f.name] = _parse(f.name, env[key])
         values.update({k: v for k, v in overrides.items() if v is not None})
         for key in ("db", "photos"):
-            if values.get(key) is not None:
+            if values.get(key) is not None and not is_url(values[key]):
                 values[key] = Path(values[key]).expanduser()
         if isinstance(values.get("cors_origins"), str):
             values["cors_origins"] = _parse("cors_origins", values["cors_origins"])
@@ -75,7 +78,18 @@ class Settings:
 
     @property
     def photos_dir(self) -> Path:
-        return self.photos if self.photos is not None else self.db.with_name(self.db.name + ".photos")
+        """Kept photos: ``photos``, else ``<db>.photos/`` beside a SQLite file, else (PostgreSQL) a
+        folder in the user cache named after the database. Replicas on several machines that should
+        all show and re-embed kept photos need a shared ``photos`` folder."""
+        if self.photos is not None:
+            return self.photos
+        if isinstance(self.db, str) and is_url(self.db):
+            from urllib.parse import urlsplit
+
+            name = urlsplit(self.db).path.strip("/") or "postgres"
+            return default_db().parent / f"photos-{name}"
+        db = Path(self.db)
+        return db.with_name(db.name + ".photos")
 
 
 _INTS = {"port", "threads", "max_upload_bytes", "max_pixels", "max_batch", "max_inflight", "top_k"}

@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -24,15 +25,17 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def running_server(
-    db: Path, env: Mapping[str, str] | None = None, *, log: Path | None = None, startup_timeout: float = 180.0,
+    db: Path | str, env: Mapping[str, str] | None = None, *, log: Path | None = None, startup_timeout: float = 180.0,
     nice: int = 0,
 ) -> Iterator[str]:
     """Start ``faceprint serve --db db`` and yield its base URL once /healthz answers; stop it after.
 
-    env: extra ``FACEPRINT_*`` settings. The server's output goes to ``log`` (default: beside db).
+    db: a SQLite file or a postgresql:// URL. env: extra ``FACEPRINT_*`` settings. The server's output
+    goes to ``log`` (default: beside a SQLite db, else a temporary file).
     """
     port = free_port()
-    log = log or db.with_name(db.name + ".log")
+    if log is None:
+        log = db.with_name(db.name + ".log") if isinstance(db, Path) else Path(tempfile.mkstemp(suffix=".log")[1])
     cmd = [sys.executable, "-c", "from faceprint.cli import main; main()", "serve", "--db", str(db),
            "--port", str(port), "--log-level", "warning"]
     if nice:
