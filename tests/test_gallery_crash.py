@@ -1,4 +1,5 @@
-"""Crash safety and concurrent writers: SIGKILL at random points, two processes enrolling at once."""
+"""Crash safety and concurrent writers on both backends: SIGKILL at random points, two processes
+enrolling at once."""
 
 from __future__ import annotations
 
@@ -62,7 +63,15 @@ def spawn(code: str, *args: str) -> subprocess.Popen:
     )
 
 
-def stored(db: Path) -> dict[str, np.ndarray]:
+@pytest.fixture(params=["sqlite", "postgres"])
+def location(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """Each test on both backends: a SQLite file, or a fresh database on the test PostgreSQL."""
+    if request.param == "postgres":
+        return request.getfixturevalue("pg").new_database()
+    return tmp_path / "g.db"
+
+
+def stored(db: Path | str) -> dict[str, np.ndarray]:
     """name -> descriptor of every sample, after checking the file is sound."""
     with Gallery(db) as g:
         assert g.check() == "ok"
@@ -72,8 +81,8 @@ def stored(db: Path) -> dict[str, np.ndarray]:
         return {s.person: v for s, v in zip(samples, vecs)}
 
 
-def test_sigkill_at_random_points_loses_only_unreported(tmp_path: Path) -> None:
-    db = tmp_path / "g.db"
+def test_sigkill_at_random_points_loses_only_unreported(location: Path | str) -> None:
+    db = location
     Gallery(db, model="dlib-resnet-v1").close()
     rng = random.Random(4)
     reported: list[str] = []
@@ -98,8 +107,8 @@ def test_sigkill_at_random_points_loses_only_unreported(tmp_path: Path) -> None:
     assert len(reported) > 4  # the kills did land after real work
 
 
-def test_sigkill_during_real_enrolment(tmp_path: Path, data_dir: Path) -> None:
-    db = tmp_path / "g.db"
+def test_sigkill_during_real_enrolment(location: Path | str, data_dir: Path) -> None:
+    db = location
     photos = sorted((data_dir / "5-celebrity-faces" / "val").glob("*/*.jpg"))[:12]
     child = spawn(CHILD_ENROL, str(db), *map(str, photos))
     first = child.stdout.readline()
@@ -119,8 +128,8 @@ def test_sigkill_during_real_enrolment(tmp_path: Path, data_dir: Path) -> None:
         assert all(r.status == "duplicate" for r in g.enrol([(p.parent.name, p) for p in photos[: len(sources)]]).results)
 
 
-def test_two_writers_lose_nothing(tmp_path: Path) -> None:
-    db = tmp_path / "g.db"
+def test_two_writers_lose_nothing(location: Path | str, tmp_path: Path) -> None:
+    db = location
     Gallery(db, model="dlib-resnet-v1").close()
     go = tmp_path / "go"
     children = [spawn(CHILD, str(db), tag, "150", "10", str(go)) for tag in ("a", "b")]

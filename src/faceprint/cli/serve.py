@@ -22,7 +22,10 @@ def serve(
         None, "--db",
         help="The gallery: a SQLite file or a postgresql:// URL (env FACEPRINT_GALLERY; default ~/.cache/faceprint/gallery.db)."
     ),
-    detector: Optional[str] = typer.Option(None, "--detector", "-d", help="Face detector (default mtcnn)."),
+    detector: Optional[str] = typer.Option(None, "--detector", "-d", help="Face detector (default: the model's own)."),
+    workers: int = typer.Option(
+        1, "--workers", min=1, help="Server processes sharing the port; more than 1 needs a postgresql:// gallery."
+    ),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Embedding model (default: the gallery's own)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for the networks."),
     far: Optional[float] = typer.Option(
@@ -38,7 +41,7 @@ def serve(
     try:
         import uvicorn
 
-        from ..gallery.store import redact
+        from ..gallery.store import is_url, redact
         from ..service import Settings, create_app, exposure_warning
     except ImportError as exc:
         err.print(f"[red]error:[/] the service needs its extra ({exc.name} is missing): pip install 'faceprint[service]'")
@@ -56,12 +59,23 @@ def serve(
     warning = exposure_warning(settings)
     if warning:
         err.print(f"[yellow]warning:[/] {warning}")
-    err.print(f"faceprint: gallery {redact(settings.db)}; web page and API on http://{settings.host}:{settings.port}/ (API docs at /docs)")
-    # limit_concurrency bounds open connections (each may hold a body up to max_upload_bytes).
-    uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_level=log_level,
-        limit_concurrency=128, timeout_keep_alive=10,
+    if workers > 1 and not is_url(settings.db):
+        err.print(
+            f"[red]error:[/] --workers {workers}: a SQLite gallery keeps one server process (its writes and "
+            "in-memory index are per process); use a postgresql:// gallery for several"
+        )
+        raise typer.Exit(2)
+    err.print(
+        f"faceprint: gallery {redact(settings.db)}; web page and API on http://{settings.host}:{settings.port}/ "
+        f"(API docs at /docs){f'; {workers} worker processes' if workers > 1 else ''}"
     )
+    # limit_concurrency bounds open connections (each may hold a body up to max_upload_bytes).
+    common: dict = dict(host=settings.host, port=settings.port, log_level=log_level, limit_concurrency=128, timeout_keep_alive=10)
+    if workers == 1:
+        uvicorn.run(create_app(settings), **common)
+        return
+    os.environ.update(settings.to_env())  # each worker process builds its app from the environment
+    uvicorn.run("faceprint.service.app:create_app", factory=True, workers=workers, **common)
 
 
 def register(app: typer.Typer) -> None:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
+import queue
 import io
 import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -49,6 +51,58 @@ class Person:
     samples: int
 
 
+_PG_HANDLES = 8  # PostgreSQL connections per service process: requests beyond wait for one
+
+
+class _HandlePool:
+    """Gallery handles lent to request threads, at most ``size`` open at once; used like a re-entrant
+    lock (``with pool:``), whose holder reaches its handle through :meth:`current`."""
+
+    def __init__(self, first: Gallery, open_handle: Callable[[], Gallery], size: int) -> None:
+        self._free: queue.LifoQueue[Gallery] = queue.LifoQueue()
+        self._free.put(first)
+        self._open, self._size = open_handle, size
+        self._all = [first]
+        self._mutex = threading.Lock()
+        self._local = threading.local()
+
+    def __enter__(self) -> Gallery:
+        depth = getattr(self._local, "depth", 0)
+        if depth == 0:
+            try:
+                g = self._free.get_nowait()
+            except queue.Empty:
+                with self._mutex:
+                    grow = len(self._all) < self._size
+                g = self._grow() if grow else self._free.get()
+            self._local.gallery = g
+        self._local.depth = depth + 1
+        return self._local.gallery
+
+    def __exit__(self, *exc: object) -> None:
+        self._local.depth -= 1
+        if self._local.depth == 0:
+            g, self._local.gallery = self._local.gallery, None
+            self._free.put(g)
+
+    def _grow(self) -> Gallery:
+        g = self._open()
+        with self._mutex:
+            self._all.append(g)
+        return g
+
+    def current(self) -> Gallery:
+        g = getattr(self._local, "gallery", None)
+        if g is None:
+            raise RuntimeError("the gallery is used outside `with engine.lock`")
+        return g
+
+    def close(self) -> None:
+        with self._mutex:
+            for g in self._all:
+                g.close()
+
+
 class Engine:
     """Models loaded once, the gallery opened once; batched inference; serialised gallery access.
 
@@ -59,11 +113,18 @@ class Engine:
         self.settings = settings
         if not is_url(settings.db):
             Path(settings.db).parent.mkdir(parents=True, exist_ok=True)
-        self.gallery = Gallery(settings.db, model=settings.model, detector=settings.detector, threads=settings.threads)
-        self.pipeline = self.gallery.pipeline  # one network in memory, shared with the gallery
+        first = Gallery(settings.db, model=settings.model, detector=settings.detector, threads=settings.threads)
+        self.pipeline = first.pipeline  # one network in memory, shared with every gallery handle
         self.photos = settings.photos_dir
         self.photos.mkdir(parents=True, exist_ok=True)
-        self.lock = threading.RLock()
+        # SQLite: one handle (its in-memory index is the big part) behind one lock. PostgreSQL: a
+        # pool of handles (connections) lent to request threads, no global lock: the server
+        # searches and orders the writes, as it does for other processes on the same gallery.
+        self._first = first
+        self.lock: Any = (
+            threading.RLock() if not first.store.native_search
+            else _HandlePool(first, lambda: Gallery(settings.db, pipeline=self.pipeline), size=_PG_HANDLES)
+        )
         self.batcher = MicroBatcher(
             self._run_batch,
             max_batch=settings.max_batch,
@@ -74,10 +135,18 @@ class Engine:
         # Warm-up: the first call pays for lazy initialisation, not the first user.
         self.batcher.submit(("faces", np.zeros((64, 64, 3), np.uint8))).result()
 
+    @property
+    def gallery(self) -> Gallery:
+        """The gallery handle of this thread's ``with self.lock`` (SQLite: the one shared handle)."""
+        return self.lock.current() if isinstance(self.lock, _HandlePool) else self._first
+
     def close(self) -> None:
         self.batcher.close()
-        with self.lock:
-            self.gallery.close()
+        if isinstance(self.lock, _HandlePool):
+            self.lock.close()
+        else:
+            with self.lock:
+                self._first.close()
 
     # -- inference ----------------------------------------------------------------------------------
     def _run_batch(self, items: Sequence[tuple[str, np.ndarray]]) -> list[object]:

@@ -76,6 +76,18 @@ class Settings:
             values["cors_origins"] = _parse("cors_origins", values["cors_origins"])
         return cls(**values)
 
+    def to_env(self) -> dict[str, str]:
+        """The ``FACEPRINT_*`` variables that make :meth:`from_env` give these settings again
+        (how ``faceprint serve --workers N`` hands them to its worker processes)."""
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            key = "FACEPRINT_GALLERY" if f.name == "db" else f"FACEPRINT_{f.name.upper()}"
+            out[key] = ",".join(value) if isinstance(value, tuple) else str(value)
+        return out
+
     @property
     def photos_dir(self) -> Path:
         """Kept photos: ``photos``, else ``<db>.photos/`` beside a SQLite file, else (PostgreSQL) a
