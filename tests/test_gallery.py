@@ -330,3 +330,21 @@ def test_adding_by_id_follows_renames_and_never_revives(gallery: Gallery, pipe: 
     with pytest.raises(UnknownPersonError, match="was removed"):
         gallery.store.add([NewSample("madonna_c", vec + 0.02, person_id=pid)])
     assert "madonna_c" not in dict(gallery.people()) and len(gallery) == 8 and gallery.check() == "ok"
+
+
+def test_one_large_batch_skips_repeats_and_stored_photos(gallery: Gallery) -> None:
+    """A 101-sample insert (PostgreSQL loads it by COPY): photos stored before or earlier in the
+    batch are skipped, the rest round-trip exactly, and a bad row leaves nothing behind."""
+    known = gallery.samples("madonna")[0].sha256
+    v = np.random.default_rng(3).standard_normal((100, 128)).astype(np.float32)
+    items = [NewSample(f"batch{i % 7}", v[i], sha256=f"{i % 80:064x}") for i in range(100)]
+    items.append(NewSample("batch0", v[0] + 1, sha256=known))
+    ids = gallery.store.add(items)
+    assert all(i is not None for i in ids[:80]) and ids[80:] == [None] * 21 and len(set(ids[:80])) == 80
+    found, vecs = gallery.store.vectors(np.array(ids[:80]))
+    np.testing.assert_array_equal(vecs[np.argsort(found)], v[:80][np.argsort(ids[:80])])
+    assert dict(gallery.people())["batch3"] == len(range(3, 80, 7)) and len(gallery) == 90
+    bad = [NewSample("late", v[i], sha256=f"{1000 + i:064x}") for i in range(99)] + [NewSample("late", np.zeros(5))]
+    with pytest.raises(GalleryError, match="shape"):
+        gallery.store.add(bad)
+    assert "late" not in dict(gallery.people()) and len(gallery) == 90 and gallery.check() == "ok"

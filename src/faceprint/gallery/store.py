@@ -318,43 +318,87 @@ class SqlStore:
             pid = int(row[0])
         return pid
 
-    def _owner(self, s: NewSample, now: float) -> int:
-        """The person a new sample goes to, looked up inside the caller's write transaction: by
-        stable id when given (UnknownPersonError if they were removed meanwhile), else by name."""
-        if s.person_id is None:
-            return self.ensure_person(s.person, now)
-        if self.db.execute("SELECT 1 FROM people WHERE id = ?", (int(s.person_id),)).fetchone() is None:
-            raise UnknownPersonError(f"person {s.person!r} (id {s.person_id}) was removed from {self.location}")
-        return int(s.person_id)
-
     def insert(self, items: Sequence[NewSample]) -> list[int | None]:
-        """Insert samples in the caller's transaction: new sample id each, None for a known sha256."""
+        """Insert samples in the caller's transaction: new sample id each, None for a known sha256
+        (stored before, or earlier in ``items``). Lookups are batched, so 50k samples cost a few
+        queries, not 50k round trips to a database server."""
         dim = int(self.get_meta("dim") or 0)
         now = time.time()
-        out: list[int | None] = []
+        vectors = []
         for s in items:
             vec = np.asarray(s.vector, "<f4").reshape(-1)
             if vec.shape != (dim,) or not np.isfinite(vec).all():
                 raise GalleryError(f"descriptor for {s.person!r} has shape {vec.shape} or non-finite values, expected ({dim},)")
             if not s.person or s.person != s.person.strip():
                 raise GalleryError(f"person name {s.person!r} is empty or has leading/trailing spaces")
-            if s.sha256 is not None and self.has_sha(s.sha256) is not None:
-                out.append(None)  # checked inside the write lock: two processes never both insert it
-                continue
-            row = self.db.execute(
-                "INSERT INTO samples (person_id, source, sha256, box, landmarks, quality, added) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                (
-                    self._owner(s, now), s.source, s.sha256, _json(s.box), _json(s.landmarks),
-                    None if s.quality is None else float(s.quality), now if s.added is None else float(s.added),
-                ),
-            ).fetchone()
-            sid = int(row[0])
-            self.db.execute("INSERT INTO embeddings (sample_id, vector) VALUES (?, ?)", (sid, self._vector_param(vec)))
-            out.append(sid)
-        if any(i is not None for i in out):
-            self._bump()
+            vectors.append(vec)
+        # checked inside the write lock: two processes never both insert the same photo
+        seen = set(self._existing("SELECT sha256 FROM samples WHERE sha256 IN ({})", [s.sha256 for s in items if s.sha256]))
+        keep = []
+        for i, s in enumerate(items):
+            if s.sha256 is not None:
+                if s.sha256 in seen:
+                    continue
+                seen.add(s.sha256)
+            keep.append(i)
+        out: list[int | None] = [None] * len(items)
+        if not keep:
+            return out
+        owners = self._owners([items[i] for i in keep], now)
+        rows = [
+            (owner, items[i].source, items[i].sha256, _json(items[i].box), _json(items[i].landmarks),
+             None if items[i].quality is None else float(items[i].quality),
+             now if items[i].added is None else float(items[i].added), vectors[i])
+            for owner, i in zip(owners, keep)
+        ]  # fmt: skip
+        for i, sid in zip(keep, self._write_samples(rows)):
+            out[i] = sid
+        self._bump()
         return out
+
+    def _existing(self, sql: str, values: Sequence[object]) -> list[Any]:
+        """First column of ``sql`` (with one ``IN ({})``) over ``values``, 900 at a time (SQLite's
+        bound-parameter limit)."""
+        found: list[Any] = []
+        unique = list(dict.fromkeys(values))
+        for a in range(0, len(unique), 900):
+            part = unique[a : a + 900]
+            found += [r[0] for r in self.db.execute(sql.format(",".join("?" * len(part))), part)]
+        return found
+
+    def _owners(self, items: Sequence[NewSample], now: float) -> list[int]:
+        """The person id each new sample goes to, inside the caller's write transaction: by stable id
+        when given (UnknownPersonError if they were removed meanwhile: a removed person is never
+        revived under a stale name), else by name (created when new)."""
+        wanted = [int(s.person_id) for s in items if s.person_id is not None]
+        alive = set(self._existing("SELECT id FROM people WHERE id IN ({})", wanted))
+        for s in items:
+            if s.person_id is not None and int(s.person_id) not in alive:
+                raise UnknownPersonError(f"person {s.person!r} (id {s.person_id}) was removed from {self.location}")
+        names = [s.person for s in items if s.person_id is None]
+        ids = {}
+        for a in range(0, len(set(names)), 900):
+            part = list(dict.fromkeys(names))[a : a + 900]
+            ids.update(self.db.execute(f"SELECT name, id FROM people WHERE name IN ({','.join('?' * len(part))})", part))
+        for name in dict.fromkeys(names):
+            if name not in ids:
+                ids[name] = int(self.db.execute("INSERT INTO people (name, added) VALUES (?, ?) RETURNING id", (name, now)).fetchone()[0])
+        return [int(s.person_id) if s.person_id is not None else int(ids[s.person]) for s in items]
+
+    def _write_samples(self, rows: Sequence[tuple]) -> list[int]:
+        """Insert (person id, source, sha256, box, landmarks, quality, added, vector) rows; their ids."""
+        ids = []
+        for *sample, vec in rows:
+            sid = int(
+                self.db.execute(
+                    "INSERT INTO samples (person_id, source, sha256, box, landmarks, quality, added) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                    sample,
+                ).fetchone()[0]
+            )
+            self.db.execute("INSERT INTO embeddings (sample_id, vector) VALUES (?, ?)", (sid, self._vector_param(vec)))
+            ids.append(sid)
+        return ids
 
     def add(self, items: Sequence[NewSample]) -> list[int | None]:
         with self.write():
