@@ -3,7 +3,7 @@
     nice python benchmarks/bench_gallery.py correctness   # Must-show 1: 5-celebrity + LFW open set
     nice python benchmarks/bench_gallery.py choose        # backends at 100k: faiss IVF/HNSW, usearch, hnswlib
     nice python benchmarks/bench_gallery.py scale         # 10k / 100k / 1M: latency, recall@1, build, memory
-    nice python benchmarks/bench_gallery.py e2e           # the whole Gallery (SQLite + index) at 1M faces
+    nice python benchmarks/bench_gallery.py e2e           # the whole Gallery at 1M faces: SQLite + IVF, PostgreSQL + HNSW
 
 Data: real LFW descriptors (faceprint.evaluate.lfw.embed_images, cached on disk), grown to 100k/1M
 with synthetic faces drawn from a Gaussian fitted to them ("lfw"), and random unit vectors ("unit").
@@ -44,7 +44,7 @@ def lfw_vectors() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     from faceprint.evaluate.lfw import embed_images
     from faceprint.pipeline import FacePipeline
 
-    pipe = FacePipeline(threads=THREADS)
+    pipe = FacePipeline(model="dlib-resnet-v1", threads=THREADS)  # 128-d: the recipe of the recorded runs
     fallback = FacePipeline(detector="mmod-up1")
     fallback.embedder = pipe.embedder
     paths, names, roles = lfw_identification_split(data_root() / "lfw" / "lfw-deepfunneled")
@@ -214,49 +214,98 @@ from faceprint import Gallery
 base = rss()
 q = np.load(sys.argv[2])
 t = time.perf_counter()
-g = Gallery(sys.argv[1], threads=2)
+g = Gallery(sys.argv[1], threads=int(sys.argv[3]))
 g.identify_vectors(q[:1])
 opened = time.perf_counter() - t
-times = []
+times, top = [], []
 for v in q:
-    t = time.perf_counter(); g.identify_vectors(v[None]); times.append(time.perf_counter() - t)
+    t = time.perf_counter(); m = g.identify_vectors(v[None], threshold=1e9); times.append(time.perf_counter() - t)
+    top.append(m[0][0].identity)
 ms = np.array(times) * 1e3
 print(json.dumps({"open_and_sync_s": opened, "p50_ms": float(np.percentile(ms, 50)),
-    "p99_ms": float(np.percentile(ms, 99)), "rss_mb_over_import": rss() - base,
-    "index": type(g._index).__name__}))
+    "p99_ms": float(np.percentile(ms, 99)), "rss_mb_over_import": rss() - base, "top": top,
+    "index": g.info()["index"]}))
 """
 
 
+def exact_top_names(x: np.ndarray, q: np.ndarray, names: list[str]) -> list[str]:
+    """The owner of each query's exact nearest face (Euclidean), by blocked brute force."""
+    best = np.full(len(q), np.inf)
+    arg = np.zeros(len(q), np.int64)
+    qq = (q.astype(np.float64) ** 2).sum(1)
+    for a in range(0, len(x), 100_000):
+        blk = x[a : a + 100_000].astype(np.float64)
+        d = qq[:, None] - 2 * q.astype(np.float64) @ blk.T + (blk**2).sum(1)[None]
+        i = d.argmin(1)
+        better = d[np.arange(len(q)), i] < best
+        best[better], arg[better] = d[np.arange(len(q)), i][better], a + i[better]
+    return [names[i] for i in arg]
+
+
 def bench_e2e(args: argparse.Namespace) -> dict:
-    """1M faces (200k people x 5) in a real gallery file: insert rate, first open (rebuild), reopen, search."""
+    """1M faces (200k people x 5) in a real gallery on each backend, side by side: build (insert and
+    index), first open, search latency one query at a time, identity recall@1 against exact search,
+    client and server memory. SQLite: the file and its saved faiss IVF index. PostgreSQL: pgvector's
+    HNSW in the server, at each ``--ef-search``."""
+    from common import postgres_database, tree_rss_mb
+
     from faceprint import Gallery
 
     n = args.e2e_n
     x, q = dataset("lfw", n)
-    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="gallery-bench-"))
-    db = workdir / "big.db"
-    for p in (db, workdir / "big.db.index"):
-        p.unlink(missing_ok=True)
     names = [f"person{i // 5:06d}" for i in range(n)]
-    t = time.perf_counter()
-    with Gallery(db) as g:
-        for a in range(0, n, 50_000):  # one transaction per 50k faces
-            g.add_embeddings(names[a : a + 50_000], x[a : a + 50_000])
-    insert = time.perf_counter() - t
+    truth = exact_top_names(x, q, names)
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="gallery-bench-"))
     np.save(workdir / "q.npy", q)
-    runs = []
-    for label in ("first open (rebuild from SQLite, save index)", "reopen (saved index)"):
-        res = subprocess.run([sys.executable, "-c", E2E_CHILD, str(db), str(workdir / "q.npy")],
-                             capture_output=True, text=True, check=True)
+
+    def child(db: str, label: str, env: dict[str, str] | None = None, threads: int = THREADS) -> dict:
+        res = subprocess.run([sys.executable, "-c", E2E_CHILD, db, str(workdir / "q.npy"), str(threads)], capture_output=True,
+                             text=True, check=True, env={**os.environ, **(env or {})})  # fmt: skip
         r = json.loads(res.stdout.strip().splitlines()[-1])
+        r["recall@1"] = float(np.mean([a == b for a, b in zip(r.pop("top"), truth)]))
         r["run"] = label
-        runs.append(r)
         print(json.dumps(r), flush=True)
-    out = {"faces": n, "people": n // 5, "insert_faces_per_s": n / insert, "db_mb": db.stat().st_size / 1e6,
-           "index_file_mb": (workdir / "big.db.index").stat().st_size / 1e6, "runs": runs}
-    print(table(["run", "open+sync s", "p50 ms", "p99 ms", "RSS MB"],
-                [[r["run"], r["open_and_sync_s"], r["p50_ms"], r["p99_ms"], r["rss_mb_over_import"]] for r in runs]))
-    print(f"insert {out['insert_faces_per_s']:.0f} faces/s, db {out['db_mb']:.0f} MB, index file {out['index_file_mb']:.0f} MB")
+        return r
+
+    def fill(db: str | Path) -> float:
+        t = time.perf_counter()
+        with Gallery(db, model="dlib-resnet-v1") as g:
+            for a in range(0, n, 50_000):  # one transaction per 50k faces
+                g.add_embeddings(names[a : a + 50_000], x[a : a + 50_000])
+        return time.perf_counter() - t
+
+    out: dict = {"faces": n, "people": n // 5, "queries": len(q), "backends": {}}
+    rows = []
+    if "sqlite" in args.backends:
+        db = workdir / "big.db"
+        for p in (db, workdir / "big.db.index"):
+            p.unlink(missing_ok=True)
+        build = fill(db)
+        runs = [child(str(db), "first open (rebuild from SQLite, save index)")]
+        runs += [child(str(db), f"reopen (saved index), {t} thread(s)", threads=t) for t in args.search_threads]
+        out["backends"]["sqlite"] = {"build_s": build, "insert_faces_per_s": n / build, "db_mb": db.stat().st_size / 1e6,
+                                     "index_file_mb": (workdir / "big.db.index").stat().st_size / 1e6, "runs": runs}  # fmt: skip
+        rows += [["SQLite + faiss IVF", r["run"], build, r["open_and_sync_s"], r["p50_ms"], r["p99_ms"], r["recall@1"],
+                  r["rss_mb_over_import"], "-"] for r in runs]  # fmt: skip
+    if "pg" in args.backends:
+        with postgres_database(f"fp_bench_{os.getpid()}") as (url, pids):
+            build = fill(url)
+            server_mb = tree_rss_mb(pids[0]) if pids else float("nan")
+            runs = []
+            for ef in args.ef_search:
+                r = child(url, f"ef_search {ef}", {"FACEPRINT_PG_EF_SEARCH": str(ef)})
+                r["server_rss_mb"] = tree_rss_mb(pids[0]) if pids else float("nan")
+                runs.append(r)
+            import psycopg
+
+            with psycopg.connect(url) as conn:
+                size = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0] / 1e6
+                index = conn.execute("SELECT pg_relation_size('embeddings_hnsw')").fetchone()[0] / 1e6
+        out["backends"]["pg"] = {"build_s": build, "insert_faces_per_s": n / build, "db_mb": size, "hnsw_mb": index,
+                                 "server_rss_mb_after_build": server_mb, "runs": runs}  # fmt: skip
+        rows += [["PostgreSQL + pgvector HNSW", r["run"], build, r["open_and_sync_s"], r["p50_ms"], r["p99_ms"],
+                  r["recall@1"], r["rss_mb_over_import"], r["server_rss_mb"]] for r in runs]  # fmt: skip
+    print(table(["backend", "run", "build s", "open s", "p50 ms", "p99 ms", "recall@1", "client RSS MB", "server RSS MB"], rows))
     return out
 
 
@@ -335,6 +384,9 @@ def main() -> None:
     ap.add_argument("--e2e-n", type=int, default=1_000_000)
     ap.add_argument("--tag", default="", help="Suffix of the result file name (runs with other settings).")
     ap.add_argument("--workdir", help="Where the e2e gallery file goes (default: a temporary folder).")
+    ap.add_argument("--backends", nargs="+", default=["sqlite", "pg"], help="e2e: sqlite, pg (PostgreSQL + pgvector)")
+    ap.add_argument("--ef-search", type=int, nargs="+", default=[40, 64, 100], help="e2e: pgvector HNSW ef_search values")
+    ap.add_argument("--search-threads", type=int, nargs="+", default=[1, 2], help="e2e: faiss threads of the SQLite gallery")
     args = ap.parse_args()
     result = {"correctness": bench_correctness, "choose": bench_choose, "scale": bench_scale, "e2e": bench_e2e}[
         args.section

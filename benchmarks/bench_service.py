@@ -17,7 +17,6 @@ pgserver wheel (or FACEPRINT_TEST_PG_URL). Saves benchmarks/results/service-load
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import random
 import re
@@ -26,14 +25,13 @@ import tempfile
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import data_root, machine, save, table  # noqa: E402
+from common import data_root, machine, postgres_database, save, table  # noqa: E402
 
 from faceprint import Gallery  # noqa: E402
 from faceprint.service.testing import running_server  # noqa: E402
@@ -44,31 +42,6 @@ PEOPLE = ["ben_afflek", "elton_john", "jerry_seinfeld", "madonna", "mindy_kaling
 def rss(client: httpx.Client) -> float:
     text = client.get("/metrics").text
     return float(re.search(r"^process_resident_memory_bytes (\S+)$", text, re.M).group(1))  # type: ignore[union-attr]
-
-
-@contextlib.contextmanager
-def postgres(tmp: Path) -> Iterator[str]:
-    """A fresh database on FACEPRINT_TEST_PG_URL's server, else on a pgserver started here: its URL."""
-    import psycopg
-
-    url = os.environ.get("FACEPRINT_TEST_PG_URL")
-    server = None
-    if not url:
-        import pgserver
-
-        server = pgserver.get_server(Path(tempfile.mkdtemp(prefix="fp-pg-")), cleanup_mode="stop")
-        url = server.get_uri()
-    name = f"fp_load_{os.getpid()}"
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name}")
-        conn.execute(f"CREATE DATABASE {name}")
-    from urllib.parse import urlsplit, urlunsplit
-
-    try:
-        yield urlunsplit(urlsplit(url)._replace(path="/" + name))
-    finally:
-        if server is not None:
-            server.cleanup()
 
 
 def load(urls: list[str], db: Path | str, args: argparse.Namespace) -> dict:
@@ -183,7 +156,7 @@ def main() -> None:
                 with running_server(db, env) as url:
                     results[backend] = load([url], db, args)
             elif backend == "pg2":
-                with postgres(Path(tmp)) as db:
+                with postgres_database(f"fp_load_{os.getpid()}") as (db, _):
                     Gallery(db).close()  # created once, before two servers race to create it
                     shared = {**env, "FACEPRINT_PHOTOS": str(Path(tmp) / "pg-photos")}
                     with running_server(db, shared) as a, running_server(db, shared) as b:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,3 +70,49 @@ def table(header: list[str], rows: list[list[object]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(fmt(v) for v in r) + " |" for r in rows]
     return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def postgres_database(name: str) -> Iterator[tuple[str, list[int]]]:
+    """A fresh database ``name`` on FACEPRINT_TEST_PG_URL's server, else on a PostgreSQL 16 +
+    pgvector started here from the pgserver wheel: (its URL, the server's postmaster pid or [])."""
+    import tempfile
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    url = os.environ.get("FACEPRINT_TEST_PG_URL")
+    server, pids = None, []
+    if not url:
+        import pgserver
+
+        folder = Path(tempfile.mkdtemp(prefix="fp-pg-"))
+        server = pgserver.get_server(folder, cleanup_mode="stop")
+        url = server.get_uri()
+        pid_file = folder / "postmaster.pid"
+        pids = [int(pid_file.read_text().split()[0])] if pid_file.is_file() else []
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name}")
+        conn.execute(f"CREATE DATABASE {name}")
+    try:
+        yield urlunsplit(urlsplit(url)._replace(path="/" + name)), pids
+    finally:
+        if server is not None:
+            server.cleanup()
+
+
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory of a process and all its children (a PostgreSQL server's backends), MB."""
+    import psutil
+
+    try:
+        procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0
+    for p in procs:
+        try:
+            total += p.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return total / 1e6

@@ -9,12 +9,14 @@ gallery's key as its first statement, so writers queue one at a time and each ch
 this photo stored? does this person still exist?) sees the state it changes; readers are never
 blocked (MVCC). The lock ends with the transaction, also when the client is killed.
 
-HNSW parameters (pgvector's defaults, measured in ``benchmarks/bench_gallery.py``): ``m`` 16 and
-``ef_construction`` 64 at build, ``ef_search`` 64 per search (at least the number of candidates).
+HNSW parameters (pgvector's defaults, measured in ``benchmarks/bench_gallery.py e2e``): ``m`` 16 and
+``ef_construction`` 64 at build; ``ef_search`` 64 per search (at least the number of candidates),
+or ``FACEPRINT_PG_EF_SEARCH``: higher finds the true nearest face more often, at more latency.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -104,7 +106,7 @@ class PgStore(SqlStore):
                     "CREATE EXTENSION vector"
                 ) from None
             register_vector(conn)
-            conn.execute(f"SET hnsw.ef_search = {HNSW_EF_SEARCH}")
+            self.ef_search = int(os.environ.get("FACEPRINT_PG_EF_SEARCH") or HNSW_EF_SEARCH)
             with self.write():
                 for stmt in _SCHEMA.split(";"):
                     if stmt.strip():
@@ -182,9 +184,9 @@ class PgStore(SqlStore):
         """The ``k`` nearest samples of each (Q, D) query by the HNSW index: per query, distances (n,)
         in the gallery's metric (Euclidean, or cosine distance 1 - cos) and the owners' names."""
         op = "<=>" if metric == "cosine" else "<->"
-        self.db.execute(f"SET hnsw.ef_search = {max(HNSW_EF_SEARCH, int(k))}")
         out = []
         with self.read():
+            self.db.execute(f"SET LOCAL hnsw.ef_search = {max(self.ef_search, int(k))}")
             for q in np.asarray(queries, np.float32):
                 rows = self.db.execute(
                     f"SELECT n.d, p.name FROM (SELECT sample_id, vector {op} ? AS d FROM embeddings "
