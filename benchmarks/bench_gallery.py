@@ -269,7 +269,7 @@ def bench_e2e(args: argparse.Namespace) -> dict:
 
     def fill(db: str | Path) -> float:
         t = time.perf_counter()
-        with Gallery(db, model="dlib-resnet-v1") as g:
+        with Gallery(db, model="dlib-resnet-v1") as g, g.store.bulk():  # PostgreSQL: HNSW built at the end
             for a in range(0, n, 50_000):  # one transaction per 50k faces
                 g.add_embeddings(names[a : a + 50_000], x[a : a + 50_000])
         return time.perf_counter() - t
@@ -288,23 +288,28 @@ def bench_e2e(args: argparse.Namespace) -> dict:
         rows += [["SQLite + faiss IVF", r["run"], build, r["open_and_sync_s"], r["p50_ms"], r["p99_ms"], r["recall@1"],
                   r["rss_mb_over_import"], "-"] for r in runs]  # fmt: skip
     if "pg" in args.backends:
-        with postgres_database(f"fp_bench_{os.getpid()}") as (url, pids):
-            build = fill(url)
-            server_mb = tree_rss_mb(pids[0]) if pids else float("nan")
-            runs = []
-            for ef in args.ef_search:
-                r = child(url, f"ef_search {ef}", {"FACEPRINT_PG_EF_SEARCH": str(ef)})
-                r["server_rss_mb"] = tree_rss_mb(pids[0]) if pids else float("nan")
-                runs.append(r)
-            import psycopg
+        for spec in args.hnsw:
+            m, efc = (int(v) for v in spec.split(","))
+            os.environ.update({"FACEPRINT_PG_HNSW_M": str(m), "FACEPRINT_PG_EF_CONSTRUCTION": str(efc)})
+            with postgres_database(f"fp_bench_{os.getpid()}") as (url, pids):
+                build = fill(url)
+                server_mb = tree_rss_mb(pids[0]) if pids else float("nan")
+                runs = []
+                for ef in args.ef_search:
+                    r = child(url, f"m {m}, ef_construction {efc}, ef_search {ef}", {"FACEPRINT_PG_EF_SEARCH": str(ef)})
+                    r["server_rss_mb"] = tree_rss_mb(pids[0]) if pids else float("nan")
+                    runs.append(r)
+                import psycopg
 
-            with psycopg.connect(url) as conn:
-                size = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0] / 1e6
-                index = conn.execute("SELECT pg_relation_size('embeddings_hnsw')").fetchone()[0] / 1e6
-        out["backends"]["pg"] = {"build_s": build, "insert_faces_per_s": n / build, "db_mb": size, "hnsw_mb": index,
-                                 "server_rss_mb_after_build": server_mb, "runs": runs}  # fmt: skip
-        rows += [["PostgreSQL + pgvector HNSW", r["run"], build, r["open_and_sync_s"], r["p50_ms"], r["p99_ms"],
-                  r["recall@1"], r["rss_mb_over_import"], r["server_rss_mb"]] for r in runs]  # fmt: skip
+                with psycopg.connect(url) as conn:
+                    size = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0] / 1e6
+                    index = conn.execute("SELECT pg_relation_size('embeddings_hnsw')").fetchone()[0] / 1e6
+            out["backends"][f"pg m{m} efc{efc}"] = {
+                "build_s": build, "insert_faces_per_s": n / build, "db_mb": size, "hnsw_mb": index,
+                "server_rss_mb_after_build": server_mb, "runs": runs,
+            }
+            rows += [["PostgreSQL + pgvector HNSW", r["run"], build, r["open_and_sync_s"], r["p50_ms"], r["p99_ms"],
+                      r["recall@1"], r["rss_mb_over_import"], r["server_rss_mb"]] for r in runs]  # fmt: skip
     print(table(["backend", "run", "build s", "open s", "p50 ms", "p99 ms", "recall@1", "client RSS MB", "server RSS MB"], rows))
     return out
 
@@ -386,6 +391,7 @@ def main() -> None:
     ap.add_argument("--workdir", help="Where the e2e gallery file goes (default: a temporary folder).")
     ap.add_argument("--backends", nargs="+", default=["sqlite", "pg"], help="e2e: sqlite, pg (PostgreSQL + pgvector)")
     ap.add_argument("--ef-search", type=int, nargs="+", default=[40, 64, 100], help="e2e: pgvector HNSW ef_search values")
+    ap.add_argument("--hnsw", nargs="+", default=["16,64"], help="e2e: pgvector HNSW builds to measure, m,ef_construction each")
     ap.add_argument("--search-threads", type=int, nargs="+", default=[1, 2], help="e2e: faiss threads of the SQLite gallery")
     args = ap.parse_args()
     result = {"correctness": bench_correctness, "choose": bench_choose, "scale": bench_scale, "e2e": bench_e2e}[

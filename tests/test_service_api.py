@@ -18,6 +18,7 @@ pytest.importorskip("fastapi", reason="the service extra is not installed: pip i
 from PIL import Image  # noqa: E402
 
 from faceprint.service import Settings, exposure_warning  # noqa: E402
+from faceprint.service.photos import strip_metadata  # noqa: E402
 from faceprint.service.testing import running_server  # noqa: E402
 from faceprint.models import DEFAULT_MODEL, get_model_spec
 
@@ -185,7 +186,9 @@ def test_people_lifecycle(client: httpx.Client, people: dict[str, int], data_dir
     detail = client.get(f"/v1/people/{pid}").json()
     assert detail["name"] == "ben" and [f["id"] for f in detail["faces"]] == [sid]
     kept = client.get(detail["faces"][0]["image_url"])
-    assert kept.status_code == 200 and kept.content == raw
+    # the photo as kept: its metadata segments dropped (no EXIF GPS or comments), the scan untouched
+    assert kept.status_code == 200 and kept.content == strip_metadata(raw)[0] and len(kept.content) <= len(raw)
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(kept.content))), np.asarray(Image.open(io.BytesIO(raw))))
     # rename: identify follows, the id stays
     assert client.patch(f"/v1/people/{pid}", json={"name": "ben_affleck"}).json() == {"id": pid, "name": "ben_affleck", "samples": 1}
     out = client.post("/v1/identify", files={"image": photo(data_dir, "val", "ben_afflek").read_bytes()}).json()

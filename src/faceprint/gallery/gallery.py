@@ -15,8 +15,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sqlite3
 import zipfile
 import time
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +28,7 @@ import numpy as np
 
 from .._resources import sha256_file
 from ..decide import rank_people
-from ..errors import FaceprintError, GalleryError, ModelMismatchError
+from ..errors import FaceprintError, GalleryError, ModelMismatchError, StorageError
 from ..imageio import ImageSource
 from ..models import DEFAULT_MODEL, ModelSpec, get_model_spec
 from ..pipeline import FacePipeline, iter_known_dir, select_face
@@ -137,6 +139,8 @@ class Gallery:
             if spec is not None:
                 self._check_model(meta, spec.name, _weights_sha(spec, pipeline))
             self.spec = spec or get_model_spec(meta["model_id"])
+            self.store.expected_model = (meta["model_id"], meta["weights_sha256"]) if spec is None else (
+                spec.name, _weights_sha(spec, pipeline))
         except BaseException:
             self.store.close()
             raise
@@ -356,6 +360,10 @@ class Gallery:
         """(sample ids (N,) int64, descriptors (N, D) float32) of those of ``ids`` that exist."""
         return self.store.vectors(np.asarray(ids, np.int64))
 
+    def samples_by_sha(self, sha256: str) -> list[Sample]:
+        """The sample of the photo with this content hash (a list: empty when none)."""
+        return self.store._samples_where("s.sha256 = ?", (sha256,))
+
     def owner_of(self, sha256: str) -> str | None:
         """Who a photo with this content hash is enrolled as, or None."""
         return self.store.has_sha(sha256)
@@ -363,18 +371,76 @@ class Gallery:
     # -- editing ----------------------------------------------------------------------------------
     def remove_samples(self, ids: Sequence[int]) -> int:
         """Remove samples by id; the number removed."""
-        return self.store.remove_samples(ids)
+        with self.store.write():
+            gone = self.store.samples_by_id(ids)
+            self.store.delete_samples([g.id for g in gone])
+        self._erase(gone)
+        return len(gone)
 
     def remove(self, name: str) -> int:
         """Remove a person and their samples; the number of samples removed."""
-        return self.store.remove_person(name)
+        with self.store.write():
+            gone = self.store.delete_person(self.store._require_person(name))
+        self._erase(gone)
+        return len(gone)
+
+    def remove_person(self, person_id: int) -> list[Sample]:
+        """Remove a person by stable id, with their samples (returned); UnknownPersonError if gone."""
+        with self.store.write():
+            gone = self.store.delete_person(person_id)
+        self._erase(gone)
+        return gone
+
+    def remove_sample(self, person_id: int, sample_id: int) -> Sample | None:
+        """Remove one sample if it still belongs to the person; the sample, or None."""
+        with self.store.write():
+            gone = self.store.delete_sample_of(person_id, sample_id)
+        self._erase([gone] if gone is not None else [])
+        return gone
 
     def rename(self, old: str, new: str) -> None:
         self.store.rename(old, new)
 
+    def rename_person(self, person_id: int, new: str) -> None:
+        """Rename by stable id (UnknownPersonError if removed meanwhile, GalleryError if taken)."""
+        with self.store.write():
+            self.store.rename_id(person_id, new)
+
+    # -- erasure ----------------------------------------------------------------------------------
+    @property
+    def photos_dir(self) -> Path | None:
+        """The folder of photos kept for this gallery (the service's), whose files go with their samples."""
+        value = self.store.get_meta("photos")
+        return Path(value) if value else None
+
+    def keep_photos_in(self, folder: str | Path) -> None:
+        """Record where this gallery's kept photos live, so every process removes them with their samples."""
+        with self.store.write():
+            self.store.set_meta("photos", str(Path(folder).resolve()))
+
+    def _erase(self, gone: Sequence[Sample]) -> None:
+        """After a deletion committed: the bytes of the removed people go from every file of the
+        gallery: the database's own (SQLite: secure_delete zeroes them in the file; the WAL is
+        checkpointed and cut), the saved index (rewritten without them, or deleted) and kept photos."""
+        if not gone:
+            return
+        self.store.forget()
+        if self.path is not None and self.index_path.is_file():
+            self._sync()  # loads the saved index if need be and drops the removed ids from it...
+            if isinstance(self._index, IVFIndex):
+                self._save_index()  # ...then replaces the file on disk
+            else:
+                self.index_path.unlink(missing_ok=True)  # not an IVF gallery (any more): no file
+        photos = self.photos_dir
+        for s in gone:
+            if photos is not None and s.source and Path(s.source).resolve().parent == photos:
+                Path(s.source).unlink(missing_ok=True)
+
     def merge(self, source: str, target: str) -> int:
         """Move all of ``source``'s samples to ``target`` and drop ``source``; samples moved."""
-        return self.store.merge(source, target)
+        n = self.store.merge(source, target)
+        self.store.forget()  # the merged-away person's row was deleted
+        return n
 
     # -- search -----------------------------------------------------------------------------------
     def _resolve_kind(self, n: int) -> str:
@@ -398,6 +464,8 @@ class Gallery:
         if self._index is not None and self.store.generation() == self._gen:
             return
         with self.store.read():  # one read snapshot: ids, owners and vectors agree with each other
+            if self.store.expected_model is not None:  # re-embedded by another process meanwhile?
+                self.store.check_model(*self.store.expected_model)
             gen = self.store.generation()
             stamp = self._stamp()
             sids, pids = self.store.sample_owners()
@@ -427,7 +495,11 @@ class Gallery:
             if len(gone):
                 idx.remove(gone)
             if len(new):
-                # A rebuild streams every row in chunks large enough to train IVF's k-means on the first.
+                if isinstance(idx, IVFIndex) and len(have) == 0 and len(sids) > 64 * (idx.nlist or 1):
+                    # k-means on a random draw of every face, not on the first rows stored
+                    pick = np.random.default_rng(0).choice(sids, 64 * (idx.nlist or 1), replace=False)
+                    idx.train(self._prep(self.store.vectors(np.sort(pick))[1]), len(sids))
+                # A rebuild streams every row, in chunks large enough to train IVF's k-means on the first.
                 for got, vecs in self.store.iter_vectors(None if len(have) == 0 else new, chunk=262_144):
                     idx.add(self._prep(vecs), got)
             self._unsaved |= bool(len(gone) or len(new)) and kind == "ivf"
@@ -467,6 +539,7 @@ class Gallery:
         (n,) and the owners' names, nearest first. PostgreSQL searches in the server; SQLite in the
         in-memory index, brought up to date first."""
         if self.store.native_search:
+            self.store.check_model(*self.store.expected_model)  # type: ignore[misc]
             return self.store.search(q, k, self.metric)  # type: ignore[attr-defined]
         self._sync()
         assert self._index is not None
@@ -531,10 +604,18 @@ class Gallery:
         """Add an exported gallery's samples in one transaction: {"added": n, "duplicates": m}.
 
         Samples whose photo (sha256) is already here are skipped; people are joined by name. The
-        file must come from the same model (ModelMismatchError otherwise).
+        file must come from the same model (ModelMismatchError otherwise). The whole file is
+        checked first (:func:`read_export`), so a malformed one changes nothing; a gallery that
+        cannot be written raises StorageError (StorageFullError when the disk is full).
         """
         manifest, vectors = read_export(path)
-        self._check_model(self.store.meta(), manifest["model_id"], manifest["weights_sha256"])
+        meta = self.store.meta()
+        self._check_model(meta, manifest["model_id"], manifest["weights_sha256"])
+        if manifest["dim"] != int(meta["dim"]):
+            raise GalleryError(
+                f"{path} holds descriptors of dim {manifest['dim']}, but {self.location}'s model "
+                f"{meta['model_id']!r} makes {meta['dim']}; nothing was imported"
+            )
         items = [
             NewSample(
                 s["person"], v, s.get("source"), s.get("sha256"), s.get("box"), s.get("landmarks"),
@@ -542,14 +623,20 @@ class Gallery:
             )
             for s, v in zip(manifest["samples"], vectors)
         ]
-        with self.store.write():
-            # Samples without a photo hash (added as descriptors) are matched by their exact bytes.
-            known = {hashlib.sha256(v.tobytes()).digest() for v in self.store.vectors(self.store.hashless())[1]}
-            items = [s for s in items if s.sha256 is not None or hashlib.sha256(
-                np.asarray(s.vector, "<f4").tobytes()).digest() not in known]
-            ids = self.store.insert(items)
-            for name in manifest.get("people", []):  # people with no samples travel too
-                self.store.ensure_person(name, time.time())
+        try:
+            with self.store.write():
+                # Samples without a photo hash (added as descriptors) are matched by their exact bytes.
+                known = {hashlib.sha256(v.tobytes()).digest() for v in self.store.vectors(self.store.hashless())[1]}
+                items = [s for s in items if s.sha256 is not None or hashlib.sha256(
+                    np.asarray(s.vector, "<f4").tobytes()).digest() not in known]
+                ids = self.store.insert(items)
+                for name in manifest.get("people", []):  # people with no samples travel too
+                    self.store.ensure_person(name, time.time())
+        except (sqlite3.OperationalError, OSError) as exc:  # read-only, locked or full: one line, not a traceback
+            storage = StorageError.of(exc)
+            if storage is None or storage is exc:
+                raise
+            raise storage from exc
         added = sum(i is not None for i in ids)
         return {"added": added, "duplicates": len(manifest["samples"]) - added}
 
@@ -609,23 +696,178 @@ class Gallery:
                 self.store.set_meta(key, value)
             self.store.replace_vectors(updates)
         self.spec, self._pipeline, self._index = spec, pipeline, None
+        self.store.expected_model = (spec.name, _weights_sha(spec, pipeline))
         return {"model": spec.name, "reembedded": len(updates), "dropped": len(missing)}
 
 
+# An export is np.savez's zip of manifest.npy (the JSON as a 0-d unicode array, 4 bytes a character)
+# and vectors.npy ((N, D) float32); np.savez stores both uncompressed. A crafted file can still
+# compress them, and its zip directory can claim any sizes: so the sizes are checked against each
+# other and against the bytes stored before anything is inflated, and reading never goes past them.
+_EXPORT_MEMBERS = ("manifest.npy", "vectors.npy")
+_MAX_INFLATE = 32  # a member may inflate to 32x its stored bytes (np.savez's are 1x; deflate reaches ~1000x)
+# A sample's JSON is ~350 characters; 4 Ki leaves room for long source paths, the fixed part for
+# the header fields and the names of people without samples.
+_MANIFEST_CHARS = (16 * 2**20, 4096)  # (fixed, per descriptor)
+_READ_CHUNK = 2**20
+
+
 def read_export(path: str | Path) -> tuple[dict[str, Any], np.ndarray]:
-    """(manifest, (N, D) float32 descriptors) of a gallery export; GalleryError if it is not one."""
+    """(manifest, (N, D) float32 descriptors) of a gallery export; GalleryError if it is not a
+    valid one, with nothing loaded.
+
+    The zip directory is checked before any member is inflated: exactly the two members, each at
+    most 32x its stored size, the descriptors exactly as many bytes as their .npy header says, the
+    manifest at most 16 Mi + 4 Ki characters per descriptor. So memory stays within the manifest's
+    4 bytes a character (+ its parsed JSON) and N * D * 4 bytes of descriptors, which must match the
+    manifest's samples and dim. Every field the import uses is then checked (types, shapes, finite
+    values), so a malformed file is refused in one line, never half imported.
+    """
     try:
-        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:
-            manifest = json.loads(str(z["manifest"]))
-            vectors = np.asarray(z["vectors"], np.float32)
+        with open(path, "rb") as fh, zipfile.ZipFile(fh) as zf:
+            names = sorted(i.filename for i in zf.infolist())
+            if names != sorted(_EXPORT_MEMBERS):
+                raise _ExportError(f"it holds {names}, not {list(_EXPORT_MEMBERS)}")
+            members = {i.filename: i for i in zf.infolist()}
+            for info in members.values():
+                if info.file_size > _MAX_INFLATE * info.compress_size + 65536:
+                    raise _ExportError(
+                        f"{info.filename} would inflate from {info.compress_size:,} to {info.file_size:,} bytes "
+                        f"(more than {_MAX_INFLATE}x: a zip bomb?), so it was not read"
+                    )
+            with zf.open(members["vectors.npy"]) as f:
+                shape, dtype, _ = _npy_header(f, members["vectors.npy"])
+            if dtype.kind != "f" or len(shape) != 2:
+                raise _ExportError(f"vectors.npy holds a {shape} {dtype} array, expected (samples, dim) float32")
+            fixed, per_row = _MANIFEST_CHARS
+            manifest = _read_manifest(zf, members["manifest.npy"], max_chars=fixed + per_row * shape[0])
+            _check_manifest(manifest, shape)
+            vectors = _read_npy(zf, members["vectors.npy"]).astype(np.float32, copy=False)
+        bad = int(vectors.size - np.count_nonzero(np.isfinite(vectors)))
+        if bad:
+            raise _ExportError(f"its descriptors hold {bad} NaN or infinite values")
     except FileNotFoundError:
         raise GalleryError(f"export file {path} not found") from None
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
-        raise GalleryError(f"{path} is not a faceprint gallery export ({exc})") from None
-    if manifest.get("format") != EXPORT_FORMAT:
-        raise GalleryError(f"{path} has format {manifest.get('format')!r}, this faceprint reads {EXPORT_FORMAT!r}")
-    if vectors.ndim != 2 or len(vectors) != len(manifest.get("samples", [])) or (
-        len(vectors) and vectors.shape[1] != int(manifest["dim"])
-    ):
-        raise GalleryError(f"{path}: {vectors.shape} descriptors do not match its {len(manifest['samples'])} samples")
+    except _ExportError as exc:
+        raise GalleryError(_refusal(path, f": {exc}")) from None
+    except (OSError, ValueError, KeyError, EOFError, RuntimeError, NotImplementedError, zipfile.BadZipFile,
+            zlib.error) as exc:  # RuntimeError: an encrypted member; NotImplementedError: its compression
+        raise GalleryError(_refusal(path, f" ({' '.join(str(exc).split()) or type(exc).__name__})")) from None
     return manifest, vectors
+
+
+def _refusal(path: str | Path, why: str) -> str:
+    return (
+        f"{path} is not a faceprint gallery export{why}; nothing was imported. Export the gallery again "
+        "with `faceprint gallery --db SOURCE export FILE`"
+    )
+
+
+class _ExportError(ValueError):
+    """What is wrong with an export file (read_export words it as a GalleryError)."""
+
+
+def _npy_header(f: Any, info: zipfile.ZipInfo) -> tuple[tuple[int, ...], np.dtype, int]:
+    """(shape, dtype, data bytes) of an .npy member, read from its header only; the member's
+    declared size must be exactly header + data (no more bytes can hide behind it)."""
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+    elif version == (2, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+    else:
+        raise _ExportError(f"{info.filename} has .npy format version {version}, expected 1.0 or 2.0")
+    if dtype.hasobject or fortran:
+        raise _ExportError(f"{info.filename} holds Python objects or a Fortran-order array, not plain data")
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if f.tell() + nbytes != info.file_size:
+        raise _ExportError(
+            f"{info.filename} is {info.file_size:,} bytes but its header promises {f.tell() + nbytes:,}"
+        )
+    return tuple(int(n) for n in shape), dtype, nbytes
+
+
+def _read_npy(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
+    """An .npy member read into one array a chunk at a time (no second full-size buffer), exactly
+    its declared bytes (the zip's CRC checked at the end)."""
+    with zf.open(info) as f:
+        shape, dtype, nbytes = _npy_header(f, info)
+        out = np.empty(shape, dtype)
+        view = memoryview(out.reshape(-1).view(np.uint8)) if nbytes else memoryview(b"")
+        done = 0
+        while done < nbytes:
+            chunk = f.read(min(_READ_CHUNK, nbytes - done))
+            if not chunk:
+                raise _ExportError(f"{info.filename} ends after {done:,} of {nbytes:,} bytes")
+            view[done : done + len(chunk)] = chunk
+            done += len(chunk)
+        if f.read(1):  # also makes zipfile check the member's CRC
+            raise _ExportError(f"{info.filename} holds more bytes than its header says")
+    return out
+
+
+def _read_manifest(zf: zipfile.ZipFile, info: zipfile.ZipInfo, *, max_chars: int) -> dict[str, Any]:
+    """The manifest JSON of an export, refused from its header when it is over ``max_chars``."""
+    with zf.open(info) as f:
+        shape, dtype, _ = _npy_header(f, info)
+    if dtype.kind != "U" or shape != ():
+        raise _ExportError(f"manifest.npy holds a {shape} {dtype} array, expected one JSON string")
+    if dtype.itemsize // 4 > max_chars:
+        raise _ExportError(
+            f"its manifest is {dtype.itemsize // 4:,} characters, more than the {max_chars:,} its "
+            "descriptors allow (a zip bomb?), so it was not read"
+        )
+    manifest = json.loads(str(_read_npy(zf, info)[()]))
+    if not isinstance(manifest, dict):
+        raise _ExportError(f"its manifest is a JSON {type(manifest).__name__}, expected an object")
+    return manifest
+
+
+def _check_manifest(m: dict[str, Any], shape: tuple[int, ...]) -> None:
+    """Every manifest field the import uses has its type and shape, and agrees with the
+    descriptors' (N, D) ``shape``; _ExportError naming the first field that does not."""
+    if m.get("format") != EXPORT_FORMAT:
+        raise _ExportError(f"it has format {m.get('format')!r}, this faceprint reads {EXPORT_FORMAT!r}")
+    for key in ("model_id", "weights_sha256"):
+        if not isinstance(m.get(key), str) or not m[key]:
+            raise _ExportError(f"{key} is {m.get(key)!r}, expected a non-empty string")
+    dim, samples = m.get("dim"), m.get("samples")
+    if type(dim) is not int or dim < 1:
+        raise _ExportError(f"dim is {dim!r}, expected a positive integer")
+    if not isinstance(samples, list):
+        raise _ExportError(f"samples is a {type(samples).__name__}, expected a list")
+    if shape[0] != len(samples) or (shape[0] and shape[1] != dim):
+        raise _ExportError(f"its {shape} descriptors do not match its {len(samples)} samples of dim {dim}")
+    people = m.get("people", [])
+    if not isinstance(people, list):
+        raise _ExportError(f"people is a {type(people).__name__}, expected a list of names")
+    for i, name in enumerate(people):
+        _check_name(name, f"people[{i}]")
+    for i, s in enumerate(samples):
+        where = f"samples[{i}]"
+        if not isinstance(s, dict):
+            raise _ExportError(f"{where} is a {type(s).__name__}, expected an object")
+        _check_name(s.get("person"), f"{where}.person")
+        for key in ("source", "sha256"):
+            if s.get(key) is not None and not isinstance(s[key], str):
+                raise _ExportError(f"{where}.{key} is {s[key]!r}, expected a string or null")
+        for key, numbers in (("box", (4,)), ("landmarks", (-1, 2)), ("quality", ()), ("added", ())):
+            if s.get(key) is not None and not _numbers(s[key], numbers):
+                raise _ExportError(f"{where}.{key} is {str(s[key])[:60]!r}, expected {_SHAPES[key]} or null")
+
+
+_SHAPES = {"box": "4 numbers", "landmarks": "a list of [x, y] numbers", "quality": "a number", "added": "a number"}
+
+
+def _check_name(name: object, where: str) -> None:
+    if not isinstance(name, str) or not name or name != name.strip():
+        raise _ExportError(f"{where} is {name!r}, expected a name without leading/trailing spaces")
+
+
+def _numbers(value: object, shape: tuple[int, ...]) -> bool:
+    """Whether ``value`` is JSON numbers (no booleans) of ``shape`` (-1: any length), all finite."""
+    if not shape:  # ints as large as a float64 holds exactly: the store keeps them as float64
+        return (type(value) is int and abs(value) < 2**53) or (type(value) is float and bool(np.isfinite(value)))
+    if not isinstance(value, list) or (shape[0] != -1 and len(value) != shape[0]):
+        return False
+    return all(_numbers(v, shape[1:]) for v in value)

@@ -201,6 +201,12 @@ class IVFIndex:
             nlist //= 2
         return nlist
 
+    def train(self, sample: np.ndarray, total: int) -> None:
+        """Train the cells on ``sample`` (M, D), drawn from the ``total`` faces about to be added
+        (a random draw: a gallery's first rows, e.g. its oldest enrolments, may not be typical)."""
+        self._train(_as_vectors(sample, self.dim))
+        self.trained_on = int(total)
+
     def _train(self, v: np.ndarray) -> None:
         faiss = self._faiss()
         if self.threads:

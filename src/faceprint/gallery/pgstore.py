@@ -9,9 +9,10 @@ gallery's key as its first statement, so writers queue one at a time and each ch
 this photo stored? does this person still exist?) sees the state it changes; readers are never
 blocked (MVCC). The lock ends with the transaction, also when the client is killed.
 
-HNSW parameters (pgvector's defaults, measured in ``benchmarks/bench_gallery.py e2e``): ``m`` 16 and
-``ef_construction`` 64 at build; ``ef_search`` 64 per search (at least the number of candidates),
+HNSW parameters (measured in ``benchmarks/bench_gallery.py e2e``): ``m`` 32 and ``ef_construction``
+128 at build; ``ef_search`` 100 per search (at least the number of candidates),
 or ``FACEPRINT_PG_EF_SEARCH``: higher finds the true nearest face more often, at more latency.
+``FACEPRINT_PG_HNSW_M`` and ``FACEPRINT_PG_EF_CONSTRUCTION`` set the index's build parameters.
 """
 
 from __future__ import annotations
@@ -28,9 +29,12 @@ from .store import SCHEMA_VERSION, SqlStore, redact
 
 __all__ = ["HNSW_EF_CONSTRUCTION", "HNSW_EF_SEARCH", "HNSW_M", "PgStore"]
 
-HNSW_M = 16
-HNSW_EF_CONSTRUCTION = 64
-HNSW_EF_SEARCH = 64
+# Measured at 100k LFW-like faces (benchmarks/bench_gallery.py e2e): pgvector's defaults (16, 64)
+# find the exact nearest face 85% of the time at ef_search 40 and 94% at 100; (32, 128) reach 99%
+# at ef_search 100, for a 4x slower build. At 1M faces (16, 64) gave 46-61%: see the README.
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 128
+HNSW_EF_SEARCH = 100
 _COPY_FROM = 64  # rows per insert from which COPY beats one INSERT per row
 _WRITE_LOCK = 0x66707274  # "fprt": the advisory lock key of the gallery's writer lock
 
@@ -107,6 +111,7 @@ class PgStore(SqlStore):
                 ) from None
             register_vector(conn)
             self.ef_search = int(os.environ.get("FACEPRINT_PG_EF_SEARCH") or HNSW_EF_SEARCH)
+            self._ef_set: int | None = None
             with self.write():
                 for stmt in _SCHEMA.split(";"):
                     if stmt.strip():
@@ -154,15 +159,38 @@ class PgStore(SqlStore):
         return np.stack([np.asarray(v, np.float32) for v in rows]).reshape(len(values), dim)
 
     def _init_vectors(self, dim: int, metric: str) -> None:
-        ops = "vector_cosine_ops" if metric == "cosine" else "vector_l2_ops"
         self.db.execute(
             f"CREATE TABLE IF NOT EXISTS embeddings (sample_id BIGINT PRIMARY KEY REFERENCES samples(id) "
             f"ON DELETE CASCADE, vector vector({int(dim)}) NOT NULL)"
         )
+        self._create_index(metric)
+
+    def _create_index(self, metric: str) -> None:
+        ops = "vector_cosine_ops" if metric == "cosine" else "vector_l2_ops"
+        m = int(os.environ.get("FACEPRINT_PG_HNSW_M") or HNSW_M)
+        ef = int(os.environ.get("FACEPRINT_PG_EF_CONSTRUCTION") or HNSW_EF_CONSTRUCTION)
         self.db.execute(
             f"CREATE INDEX IF NOT EXISTS embeddings_hnsw ON embeddings USING hnsw (vector {ops}) "
-            f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})"
+            f"WITH (m = {m}, ef_construction = {ef})"
         )
+
+    @contextmanager
+    def bulk(self) -> Iterator[None]:
+        """Load many faces at once: the HNSW index is dropped, then built again over all rows at
+        the end, in parallel and in memory, which pgvector does far faster than inserting into
+        the graph row by row (1M faces: see README, Scaling out). Searches meanwhile scan exactly."""
+        metric = self.get_meta("metric") or "euclidean"
+        with self.write():
+            self.db.execute("DROP INDEX IF EXISTS embeddings_hnsw")
+        try:
+            yield
+        finally:
+            self.db.execute("SET maintenance_work_mem = '1GB'")  # the graph is built in memory when it fits
+            self.db.execute("SET max_parallel_maintenance_workers = 2")
+            with self.write():
+                self._create_index(metric)
+            self.db.execute("RESET maintenance_work_mem")
+            self.db.execute("RESET max_parallel_maintenance_workers")
 
     def _write_samples(self, rows: Sequence[tuple]) -> list[int]:
         """Many rows go in by COPY, with ids reserved from the identity sequence first (one round
@@ -184,17 +212,20 @@ class PgStore(SqlStore):
         """The ``k`` nearest samples of each (Q, D) query by the HNSW index: per query, distances (n,)
         in the gallery's metric (Euclidean, or cosine distance 1 - cos) and the owners' names."""
         op = "<=>" if metric == "cosine" else "<->"
+        ef = max(self.ef_search, int(k))
+        if ef != self._ef_set:  # a session setting: set once, not per query (each is a round trip)
+            self.db.execute(f"SET hnsw.ef_search = {ef}")
+            self._ef_set = ef
         out = []
-        with self.read():
-            self.db.execute(f"SET LOCAL hnsw.ef_search = {max(self.ef_search, int(k))}")
-            for q in np.asarray(queries, np.float32):
-                rows = self.db.execute(
-                    f"SELECT n.d, p.name FROM (SELECT sample_id, vector {op} ? AS d FROM embeddings "
-                    f"ORDER BY vector {op} ? LIMIT ?) n JOIN samples s ON s.id = n.sample_id "
-                    "JOIN people p ON p.id = s.person_id ORDER BY n.d",
-                    (q, q, int(k)),
-                ).fetchall()
-                out.append((np.array([r[0] for r in rows], np.float64), [str(r[1]) for r in rows]))
+        # one statement per query: its own consistent snapshot, one round trip
+        for q in np.asarray(queries, np.float32):
+            rows = self.db.execute(
+                f"SELECT n.d, p.name FROM (SELECT sample_id, vector {op} ? AS d FROM embeddings "
+                f"ORDER BY vector {op} ? LIMIT ?) n JOIN samples s ON s.id = n.sample_id "
+                "JOIN people p ON p.id = s.person_id ORDER BY n.d",
+                (q, q, int(k)),
+            ).fetchall()
+            out.append((np.array([r[0] for r in rows], np.float64), [str(r[1]) for r in rows]))
         return out
 
     def _engine_check(self) -> list[str]:

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import GalleryError, UnknownPersonError
+from ..errors import GalleryError, ModelMismatchError, UnknownPersonError
 
 __all__ = ["SCHEMA_VERSION", "NewSample", "Sample", "SqlStore", "Store", "open_store"]
 
@@ -138,6 +138,9 @@ class SqlStore:
     db: Any  # the connection: ``execute(sql, args)`` returns a cursor
     location: str  # for messages: the file path or the URL without its password
     native_search = False  # True: :meth:`search` runs in the database (pgvector), no in-memory index
+    #: (model id, weights sha256) the writer's descriptors come from: inserts are refused when the
+    #: gallery holds another model's (set by Gallery; None: unchecked)
+    expected_model: tuple[str, str] | None = None
 
     def close(self) -> None:
         self.db.close()
@@ -172,6 +175,11 @@ class SqlStore:
 
     def _engine_check(self) -> list[str]:
         return []
+
+    @contextmanager
+    def bulk(self) -> Iterator[None]:
+        """Wrap a load of many faces (an engine may defer index upkeep to the end)."""
+        yield
 
     def _bump(self, key: str = "generation") -> int:
         gen = int(self.get_meta(key) or 0) + 1
@@ -242,16 +250,26 @@ class SqlStore:
         return {str(r[0]) for r in self.db.execute("SELECT sha256 FROM samples WHERE sha256 IS NOT NULL")}
 
     def samples(self, name: str | None = None) -> list[Sample]:
+        if name is None:
+            return self._samples_where("1 = 1", ())
+        return self._samples_where("s.person_id = ?", (self._require_person(name),))
+
+    def samples_by_id(self, ids: Sequence[int]) -> list[Sample]:
+        """The samples among ``ids`` that exist, by id."""
+        wanted = [int(i) for i in ids]
+        out: list[Sample] = []
+        for a in range(0, len(wanted), 900):
+            part = tuple(wanted[a : a + 900])
+            out += self._samples_where(f"s.id IN ({','.join('?' * len(part))})", part)
+        return sorted(out, key=lambda x: x.id)
+
+    def _samples_where(self, where: str, args: tuple[object, ...]) -> list[Sample]:
         sql = (
             "SELECT s.id, p.name, s.source, s.sha256, s.box, s.landmarks, s.quality, s.added "
-            "FROM samples s JOIN people p ON p.id = s.person_id"
+            f"FROM samples s JOIN people p ON p.id = s.person_id WHERE {where} ORDER BY s.id"
         )
-        args: tuple[object, ...] = ()
-        if name is not None:
-            sql += " WHERE s.person_id = ?"
-            args = (self._require_person(name),)
         out = []
-        for sid, person, source, sha, box, lm, quality, added in self.db.execute(sql + " ORDER BY s.id", args):
+        for sid, person, source, sha, box, lm, quality, added in self.db.execute(sql, args):
             out.append(
                 Sample(
                     int(sid), str(person), source, sha,
@@ -322,6 +340,8 @@ class SqlStore:
         """Insert samples in the caller's transaction: new sample id each, None for a known sha256
         (stored before, or earlier in ``items``). Lookups are batched, so 50k samples cost a few
         queries, not 50k round trips to a database server."""
+        if self.expected_model is not None:
+            self.check_model(*self.expected_model)  # in the write lock: no re-embedding slips in between
         dim = int(self.get_meta("dim") or 0)
         now = time.time()
         vectors = []
@@ -413,6 +433,20 @@ class SqlStore:
             self._bump()
         return n
 
+    def forget(self) -> None:
+        """After a deletion has committed: make the deleted bytes unreadable in the database's own
+        files where the engine allows (SQLite: checkpoint and truncate the WAL)."""
+
+    def check_model(self, model_id: str, weights_sha256: str) -> None:
+        """ModelMismatchError unless the gallery still holds ``model_id``'s vectors: another process
+        may have re-embedded it with another model while this one kept the old model loaded."""
+        meta = self.meta()
+        if (meta.get("model_id"), meta.get("weights_sha256")) != (model_id, weights_sha256):
+            raise ModelMismatchError(
+                f"{self.location} now holds {meta.get('model_id')!r} vectors (re-embedded while this process "
+                f"ran with {model_id!r}): restart it so that it loads the gallery's model"
+            )
+
     def remove_samples(self, ids: Sequence[int]) -> int:
         with self.write():
             return self.delete_samples(ids)
@@ -420,21 +454,42 @@ class SqlStore:
     def remove_person(self, name: str) -> int:
         """Remove a person and all their samples; the number of samples removed."""
         with self.write():
-            pid = self._require_person(name)
-            n = int(self.db.execute("SELECT COUNT(*) FROM samples WHERE person_id = ?", (pid,)).fetchone()[0])
-            self.db.execute("DELETE FROM people WHERE id = ?", (pid,))  # samples and embeddings cascade
-            self._bump()
-            return n
+            return len(self.delete_person(self._require_person(name)))
+
+    def delete_person(self, pid: int) -> list[Sample]:
+        """Remove person ``pid`` and their samples in the caller's transaction; the samples removed
+        (their sources may name kept photos to delete). UnknownPersonError if already gone."""
+        gone = self._samples_where("s.person_id = ?", (int(pid),))
+        if not self.db.execute("DELETE FROM people WHERE id = ?", (int(pid),)).rowcount:  # samples cascade
+            raise UnknownPersonError(f"no person with id {pid} in {self.location}")
+        self._bump()
+        return gone
+
+    def delete_sample_of(self, pid: int, sid: int) -> Sample | None:
+        """Remove sample ``sid`` if it still belongs to person ``pid`` (caller's transaction)."""
+        found = self._samples_where("s.id = ? AND s.person_id = ?", (int(sid), int(pid)))
+        if found:
+            self.delete_samples([int(sid)])
+        return found[0] if found else None
 
     def rename(self, old: str, new: str) -> None:
+        with self.write():
+            self.rename_id(self._require_person(old), new)
+
+    def rename_id(self, pid: int, new: str) -> None:
+        """Rename person ``pid`` in the caller's transaction: GalleryError if ``new`` is taken,
+        UnknownPersonError if they are gone (never a rename of whoever holds their old name now)."""
         if not new or new != new.strip():
             raise GalleryError(f"new name {new!r} is empty or has leading/trailing spaces")
-        with self.write():
-            pid = self._require_person(old)
-            if self.person_id(new) is not None:
-                raise GalleryError(f"{new!r} is already enrolled; use `merge {old} {new}` to join the two")
-            self.db.execute("UPDATE people SET name = ? WHERE id = ?", (new, pid))
-            self._bump()
+        row = self.db.execute("SELECT name FROM people WHERE id = ?", (int(pid),)).fetchone()
+        if row is None:
+            raise UnknownPersonError(f"no person with id {pid} in {self.location}")
+        if row[0] == new:
+            return
+        if self.person_id(new) is not None:
+            raise GalleryError(f"{new!r} is already enrolled; use `merge {row[0]} {new}` to join the two")
+        self.db.execute("UPDATE people SET name = ? WHERE id = ?", (new, int(pid)))
+        self._bump()
 
     def merge(self, source: str, target: str) -> int:
         """Move every sample of ``source`` to ``target`` (created if new) and drop ``source``."""
@@ -482,6 +537,9 @@ class Store(SqlStore):
             # NORMAL in WAL mode: a committed transaction survives a killed process (not a power cut).
             self.db.execute("PRAGMA synchronous = NORMAL")
             self.db.execute("PRAGMA foreign_keys = ON")
+            # deleted rows are overwritten with zeros in the file, not left in free pages: a gallery
+            # holds biometric data, and "delete" must mean gone (issue 14)
+            self.db.execute("PRAGMA secure_delete = ON")
             with self.write():
                 for stmt in _SCHEMA.split(";"):
                     if stmt.strip():
@@ -512,6 +570,12 @@ class Store(SqlStore):
 
     def _engine_check(self) -> list[str]:
         return [str(r[0]) for r in self.db.execute("PRAGMA integrity_check")]
+
+    def forget(self) -> None:
+        # The WAL still holds the pages as they were written before the delete (names, vectors)
+        # until a checkpoint copies them back and the file is cut: do both now. A reader in
+        # another process can hold the checkpoint back; the next deletion retries.
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:

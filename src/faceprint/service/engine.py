@@ -10,7 +10,6 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import queue
-import io
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -19,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from ..decide import distances, open_set, verify_embeddings
 from ..errors import GalleryError, NoFaceError, UnknownPersonError
@@ -29,6 +27,7 @@ from ..imageio import load_image
 from ..pipeline import select_face
 from ..types import Face, Match, Verification
 from .batcher import MicroBatcher
+from .photos import strip_metadata
 from .errors import ApiError
 from .settings import Settings
 
@@ -117,6 +116,10 @@ class Engine:
         self.pipeline = first.pipeline  # one network in memory, shared with every gallery handle
         self.photos = settings.photos_dir
         self.photos.mkdir(parents=True, exist_ok=True)
+        if first.photos_dir != self.photos.resolve():
+            # recorded in the gallery, so that every process (and `faceprint gallery remove`)
+            # deletes a sample's kept photo with it
+            first.keep_photos_in(self.photos)
         # SQLite: one handle (its in-memory index is the big part) behind one lock. PostgreSQL: a
         # pool of handles (connections) lent to request threads, no global lock: the server
         # searches and orders the writes, as it does for other processes on the same gallery.
@@ -254,42 +257,45 @@ class Engine:
             raise ApiError(409, "person_exists", f"{name!r} is already enrolled; add faces to them instead")
         return Person(pid, name, 0)
 
+    # Changes go by stable id, checked inside the write transaction: another process may have
+    # renamed or removed the person since this one looked (never act on whoever holds the old name).
     def rename_person(self, person_id: int, new: str) -> Person:
         _check_name(new)
         with self.lock:
-            old = self.person_name(person_id)
-            if new != old:
-                self.gallery.rename(old, new)
+            self.gallery.rename_person(int(person_id), new)
             return Person(int(person_id), new, len(self.gallery.samples(new)))
 
     def delete_person(self, person_id: int) -> tuple[Person, int]:
         with self.lock:
-            person, samples = self.person(person_id)
-            removed = self.gallery.remove(person.name)
-        self._forget_photos(samples)
-        return person, removed
+            name = self.person_name(person_id)
+            gone = self.gallery.remove_person(int(person_id))  # kept photos go with the samples
+        return Person(int(person_id), name, len(gone)), len(gone)
 
     def enrol(self, person_id: int, upload: Upload, face: Face) -> int:
         """Add a face of the uploaded photo to a person; the new sample id (409 for a known photo)."""
         with self.lock:
             name = self.person_name(person_id)
-            path = self._keep_photo(upload)
-            # by stable id, checked in the write transaction: another process may have removed or
-            # renamed this person since person_name() looked
-            sid = self.gallery.add_face(name, face, source=str(path), sha256=upload.sha256, person_id=int(person_id))
+            path, sha = self._keep_photo(upload)
+            try:
+                # by stable id, checked in the write transaction: another process may have removed or
+                # renamed this person since person_name() looked
+                sid = self.gallery.add_face(name, face, source=str(path), sha256=sha, person_id=int(person_id))
+            except BaseException:
+                self._drop_unused(path, sha)
+                raise
+            if sid is None:
+                self._drop_unused(path, sha)
         if sid is None:
-            raise ApiError(409, "duplicate_photo", f"this photo is already enrolled (as {self._owner(upload.sha256)!r})")
+            raise ApiError(409, "duplicate_photo", f"this photo is already enrolled (as {self._owner(sha)!r})")
         return int(sid)
 
     def delete_sample(self, person_id: int, sample_id: int) -> Sample:
         with self.lock:
-            _, samples = self.person(person_id)
-            found = [s for s in samples if s.id == sample_id]
-            if not found:
-                raise ApiError(404, "sample_not_found", f"person {person_id} has no face sample {sample_id}")
-            self.gallery.remove_samples([sample_id])
-        self._forget_photos(found)
-        return found[0]
+            self.person_name(person_id)  # 404 person_not_found before sample_not_found
+            gone = self.gallery.remove_sample(int(person_id), int(sample_id))
+        if gone is None:
+            raise ApiError(404, "sample_not_found", f"person {person_id} has no face sample {sample_id}")
+        return gone
 
     def sample_photo(self, person_id: int, sample_id: int) -> Path:
         _, samples = self.person(person_id)
@@ -305,28 +311,28 @@ class Engine:
         return len(people), sum(n for _, n in people)
 
     # -- stored photos ------------------------------------------------------------------------------
-    def _keep_photo(self, upload: Upload) -> Path:
-        """Keep the photo (named by its hash), so samples can be shown and re-embedded later."""
-        try:
-            suffix = "." + (Image.open(io.BytesIO(upload.data)).format or "img").lower()
-        except (OSError, ValueError):
-            suffix = ".img"
-        path = self.photos / f"{upload.sha256}{suffix}"
+    def _keep_photo(self, upload: Upload) -> tuple[Path, str]:
+        """Keep the photo without its metadata (EXIF GPS, camera, comments), named by the sha256 of
+        what is kept, so samples can be shown and re-embedded (which checks that hash) later.
+        Returns (path, sha256): the hash is also the sample's, the key of the duplicate check."""
+        data, suffix = strip_metadata(upload.data)
+        sha = hashlib.sha256(data).hexdigest()
+        path = self.photos / f"{sha}{suffix}"
         if not path.exists():
             tmp = path.with_name(f"{path.name}.{os.getpid()}.{id(upload)}.tmp")
-            tmp.write_bytes(upload.data)
+            tmp.write_bytes(data)
             os.replace(tmp, path)  # readers never see half a file
-        return path.resolve()
+        return path.resolve(), sha
+
+    def _drop_unused(self, path: Path, sha: str) -> None:
+        """Delete a kept photo that no sample refers to (a failed or duplicate enrolment): the
+        same photo enrolled before keeps its file, which has this very name."""
+        if not any(s.source == str(path) for s in self.gallery.samples_by_sha(sha)):
+            path.unlink(missing_ok=True)
 
     def keeps(self, source: str) -> bool:
         """Whether a sample's source is a photo this service keeps (only those are served or deleted)."""
         return Path(source).resolve().parent == self.photos.resolve()
-
-    def _forget_photos(self, samples: Sequence[Sample]) -> None:
-        """Delete removed samples' photos (a photo belongs to one sample: sha256 is unique)."""
-        for s in samples:
-            if s.source and self.keeps(s.source):
-                Path(s.source).unlink(missing_ok=True)
 
     def _owner(self, sha256: str) -> str | None:
         with self.lock:

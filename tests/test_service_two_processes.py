@@ -1,5 +1,6 @@
-"""Two `faceprint serve` processes on one PostgreSQL gallery, on a real server (issue 13): what one
-acknowledges the other sees at once; a mixed load across both loses nothing and answers no 5xx."""
+"""Two `faceprint serve` processes on one gallery, SQLite file or PostgreSQL on a real server
+(issues 13 and 14): what one acknowledges the other sees at once; a mixed load across both loses
+nothing, misplaces nothing, revives no deleted person and answers no 5xx."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from pathlib import Path
 import pytest
 
 httpx = pytest.importorskip("httpx", reason="the service's test extra is not installed: pip install -e '.[test]'")
-pytest.importorskip("psycopg", reason="the scale extra is not installed: pip install -e '.[test]'")
 
 from typer.testing import CliRunner  # noqa: E402
 
@@ -32,10 +32,13 @@ def who(client: httpx.Client, image: bytes) -> str | None:
     return max(faces, key=lambda f: f["location"]["width"])["name"]
 
 
-@pytest.fixture(scope="module")
-def pair(pg, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, str]:  # noqa: ANN001
-    """Two servers on one new PostgreSQL gallery (dlib's model: small and quick): (url A, url B, db)."""
-    db = pg.new_database()
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def pair(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, str]:
+    """Two servers on one new gallery (dlib's model: small and quick): (url A, url B, db)."""
+    if request.param == "postgres":
+        db: Path | str = request.getfixturevalue("pg").new_database()
+    else:
+        db = tmp_path_factory.mktemp("two") / "g.db"
     Gallery(db, model="dlib-resnet-v1").close()
     photos_dir = tmp_path_factory.mktemp("photos")  # one folder both keep photos in, as replicas would share
     env = {"FACEPRINT_PHOTOS": str(photos_dir), "FACEPRINT_THREADS": "1"}
