@@ -14,12 +14,17 @@ exception a Python user would expect, so ``except ValueError`` keeps working::
     ├── VideoError (OSError)                  a video file, camera or stream cannot be opened or written (issue 8)
     └── GalleryError (RuntimeError)           persistent gallery problems (issue 4)
         ├── ModelMismatchError                a gallery made by another model or weights
-        └── UnknownPersonError (KeyError)     a person name that is not enrolled
+        ├── UnknownPersonError (KeyError)     a person name that is not enrolled
+        └── StorageError (OSError)            its storage refuses a write: read-only, locked, failing (issue 14)
+            └── StorageFullError              no space left: disk full, quota or file-size limit
 
 Messages say what was expected, what came, and what to do.
 """
 
 from __future__ import annotations
+
+import errno
+import sqlite3
 
 __all__ = [
     "FaceprintError",
@@ -30,6 +35,8 @@ __all__ = [
     "ModelError",
     "ModelMismatchError",
     "NoFaceError",
+    "StorageError",
+    "StorageFullError",
     "UnknownNameError",
     "UnknownPersonError",
     "VideoError",
@@ -89,3 +96,65 @@ class UnknownPersonError(GalleryError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message otherwise
         return str(self.args[0]) if self.args else ""
+
+
+class StorageError(GalleryError, OSError):
+    """The gallery's storage (database or kept photos) refuses a write: read-only, locked or
+    failing. Nothing was changed; it is the operator's to fix, not the caller's input."""
+
+    # What SQLite says (its message: the exception carries no errno) and which errno values mean
+    # "full" (a file-size limit, RLIMIT_FSIZE, gives EFBIG and reads the same to whoever fixes it).
+    _SQLITE_FULL = ("database or disk is full",)
+    _SQLITE_UNAVAILABLE = ("readonly database", "read-only", "disk i/o error", "database is locked",
+                           "database table is locked", "unable to open database file")
+    _ERRNO_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+    _ERRNO_UNAVAILABLE = frozenset({errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO})
+
+    @classmethod
+    def of(cls, exc: BaseException) -> StorageError | None:
+        """The StorageError (or StorageFullError) that a failed write means, or None when ``exc``
+        (a ``sqlite3.OperationalError`` or an ``OSError`` from writing a file) is something else.
+
+        An error raised while handling another (SQLite rolls back by itself after a full disk or an
+        I/O error, so a ROLLBACK then fails with "no transaction is active") is judged by that other.
+        """
+        seen = 0
+        while exc is not None and seen < 4:
+            found = cls._classify(exc)
+            if found is not None:
+                return found
+            exc, seen = exc.__cause__ or exc.__context__, seen + 1
+        return None
+
+    @classmethod
+    def _classify(cls, exc: BaseException) -> StorageError | None:
+        if isinstance(exc, StorageError):
+            return exc
+        if isinstance(exc, sqlite3.OperationalError):
+            text = str(exc).lower()
+            full = any(m in text for m in cls._SQLITE_FULL)
+            if not full and not any(m in text for m in cls._SQLITE_UNAVAILABLE):
+                return None
+            what = str(exc)
+        elif isinstance(exc, OSError) and not isinstance(exc, FaceprintError):
+            full = exc.errno in cls._ERRNO_FULL
+            if not full and exc.errno not in cls._ERRNO_UNAVAILABLE:
+                return None
+            what = exc.strerror or str(exc)
+        else:
+            return None
+        if full:
+            return StorageFullError(
+                f"the gallery's storage is full ({what}); nothing was saved. Free disk space (or raise the "
+                "quota or file-size limit) where the gallery and its photos are kept, then retry"
+            )
+        if "locked" in what.lower():
+            return cls(f"the gallery is locked by another process ({what}); nothing was saved. Retry in a few seconds")
+        return cls(
+            f"the gallery's storage cannot be written ({what}); nothing was saved. Check that the gallery's "
+            "folder, file and photo folder are writable and that the disk is healthy and has space, then retry"
+        )
+
+
+class StorageFullError(StorageError):
+    """No space left for the gallery: disk full, a quota, or a file-size limit."""
