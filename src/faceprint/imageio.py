@@ -12,12 +12,23 @@ Conventions:
   transparent pixels happen to hold (often black), which turns a transparent PNG logo or cut-out
   portrait into a black blob; white is what image viewers show.
 * 16-bit samples are scaled by 255/65535 (rounded), never clipped; floats must lie in [0, 1].
+  32-bit integer samples (Pillow's mode "I") carry no white level, so their values decide: within
+  0..255 they are kept as 8-bit, within 0..65535 scaled as 16-bit, and beyond that the range the
+  image uses (min..max) is stretched to 0..255.
 * numpy (H, W, 3) input is taken as RGB. OpenCV's ``cv2.imread`` gives BGR: pass ``img[..., ::-1]``.
 
 The decompression-bomb guard reads the width and height from the file header and refuses the file
 before any pixel is decoded. Pillow has a guard of its own (``PIL.Image.MAX_IMAGE_PIXELS``, a
 process-wide setting: a warning above it, an error above twice it); we keep it out of the way
 without leaving it changed, see :func:`_pillow_bomb_guard`.
+
+Memory: a file of P = W * H pixels is decoded by Pillow into P * b bytes (b = 1 for L/P/1-bit,
+2 for 16-bit gray, 4 for every other mode, RGB included) and converted to RGB a strip of about a
+megapixel at a time straight into the (H, W, 3) result (3 * P bytes), EXIF rotation included; so
+one call peaks at P * (b + 3) bytes plus ~16 MB of strips (25 MP: 175 MB + 16 MB) and keeps 3 * P
+(25 MP: 75 MB). Across threads, the Pillow images being decoded at once are limited to
+:data:`DECODE_BUDGET_BYTES` (other calls wait; a larger image decodes alone), so many concurrent
+large uploads cost at most that much on top of the results their callers hold.
 """
 
 from __future__ import annotations
@@ -31,15 +42,15 @@ import struct
 import threading
 import warnings
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from .errors import ImageTooLargeError, InvalidImageError
 
-__all__ = ["DEFAULT_MAX_PIXELS", "ImageSource", "describe_source", "load_image"]
+__all__ = ["DECODE_BUDGET_BYTES", "DEFAULT_MAX_PIXELS", "ImageSource", "describe_source", "load_image"]
 
 # 40 megapixels. Large enough for every camera and phone photo short of high-end full-frame bodies
 # (a 6988x4664 photo is 32.6 MP, 8K UHD is 33.2 MP), small enough that a legitimate image costs at
@@ -47,6 +58,16 @@ __all__ = ["DEFAULT_MAX_PIXELS", "ImageSource", "describe_source", "load_image"]
 # 100000x100000 pixels (30 GB once decoded); it is refused from the header. The value is also below
 # Pillow's own warning threshold (89.5 MP), so a default load never touches Pillow's global guard.
 DEFAULT_MAX_PIXELS = 40_000_000
+
+# Pillow images being decoded at once in this process (see the module docstring): a 25 MP RGB photo
+# is 100 MB inside Pillow, so two decode together; ordinary photos (12 MP: 48 MB) five at a time.
+# A 25 MP decode takes about a second of one core, which the others then wait; without the budget,
+# 16 concurrent uploads of a 257 KB 25 MP PNG took the server from 127 MB to 1.6 GB (issue 14
+# reports 5.4 GB), with it to 0.58 GB (benchmarks/bench_upload_memory.py).
+DECODE_BUDGET_BYTES = 256 * 2**20
+
+# Rows converted at once hold about this many pixels: a few MB of temporaries, never a full-size copy.
+_STRIP_PIXELS = 1 << 20
 
 ImageSource = str | os.PathLike | bytes | bytearray | memoryview | Image.Image | np.ndarray
 
@@ -103,6 +124,10 @@ def load_image(
     max_pixels: refuse images with more than this many pixels (W * H), checked from the header
         before decoding; None disables the check. Applies to every kind of source.
     name: what to call the image in error messages (default: :func:`describe_source`).
+
+    Memory for a file or PIL image of P pixels: at most P * 7 bytes + ~16 MB while decoding (P * 4
+    for Pillow's RGB image, P * 3 for the result; 25 MP: ~190 MB), then the P * 3 bytes returned.
+    Large decodes in other threads wait for :data:`DECODE_BUDGET_BYTES` (module docstring).
 
     Raises InvalidImageError (a ValueError) when the source cannot be read, and its subclass
     ImageTooLargeError when it has more than ``max_pixels`` pixels.
@@ -179,20 +204,28 @@ def _decode_file(fp: BinaryIO, label: str, max_pixels: int | None) -> np.ndarray
     except _DECODE_ERRORS as exc:
         raise InvalidImageError(_decode_failed_message(label, exc)) from exc
     with im:
-        return _pil_to_rgb(im, label, max_pixels)
+        return _pil_to_rgb(im, label, max_pixels, owned=True)
 
 
 # -------------------------------------------------------------------------------------- PIL images
 
 
-def _pil_to_rgb(im: Image.Image, label: str, max_pixels: int | None) -> np.ndarray:
-    """Size check (header only), decode, EXIF transpose, convert to (H, W, 3) uint8 RGB."""
+def _pil_to_rgb(im: Image.Image, label: str, max_pixels: int | None, *, owned: bool = False) -> np.ndarray:
+    """Size check (header only), decode, convert to (H, W, 3) uint8 RGB with EXIF orientation.
+
+    owned: the image is ours (opened from a file), so its pixels are freed as soon as they are
+    converted, inside the decode budget; a caller's image is left open.
+    """
     _check_pixels(im.width, im.height, max_pixels, label)
     try:
-        with _pillow_bomb_guard(max_pixels, only_if_needed=True):
-            im.load()
-            im = _exif_transpose(im)
-            return _pil_pixels_to_rgb(im, label)
+        with _DECODE_BUDGET.reserve(_pillow_bytes(im.mode, im.size)):
+            try:
+                with _pillow_bomb_guard(max_pixels, only_if_needed=True):
+                    im.load()
+                    return _pil_pixels_to_rgb(im, label, _exif_orientation(im))
+            finally:
+                if owned:
+                    im.close()  # frees Pillow's copy now, not when the caller's with-block ends
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         # A frame or tile larger than the image itself (GIF, TIFF): Pillow's check during decoding.
         raise ImageTooLargeError(_too_large_message(label, None, _pixels_in(exc), max_pixels)) from exc
@@ -202,49 +235,142 @@ def _pil_to_rgb(im: Image.Image, label: str, max_pixels: int | None) -> np.ndarr
         raise InvalidImageError(_decode_failed_message(label, exc)) from exc
 
 
-def _exif_transpose(im: Image.Image) -> Image.Image:
-    """Apply the EXIF orientation tag (2..8); the image unchanged when there is none."""
+def _pillow_bytes(mode: str, size: tuple[int, int]) -> int:
+    """Bytes of a decoded Pillow image: 1 per pixel for 1/L/P, 2 for 16-bit gray, else 4 (Pillow
+    keeps RGB in 4 bytes too)."""
+    per_pixel = 1 if mode in ("1", "L", "P") else 2 if mode.startswith("I;16") else 4
+    return size[0] * size[1] * per_pixel
+
+
+class _DecodeBudget:
+    """At most ``limit`` bytes of images decoding at once, across threads; an image larger than the
+    whole budget waits until nothing else decodes, then decodes alone. A reservation lasts only
+    for one :func:`load_image` call, so a thread can never wait on memory it holds itself."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._used = 0
+        self._cond = threading.Condition()
+
+    @contextlib.contextmanager
+    def reserve(self, nbytes: int) -> Iterator[None]:
+        nbytes = min(nbytes, self.limit)
+        with self._cond:
+            self._cond.wait_for(lambda: self._used + nbytes <= self.limit)
+            self._used += nbytes
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._used -= nbytes
+                self._cond.notify_all()
+
+
+_DECODE_BUDGET = _DecodeBudget(DECODE_BUDGET_BYTES)
+
+
+def _exif_orientation(im: Image.Image) -> int:
+    """The EXIF orientation tag (1 = upright, 2..8 = flipped and/or turned); 1 when absent or damaged."""
     try:
         orientation = im.getexif().get(_EXIF_ORIENTATION, 1)
     except (*_DECODE_ERRORS, UserWarning):
         # Damaged EXIF is metadata, not pixels: show the pixels as stored rather than fail.
-        return im
-    if orientation not in range(2, 9):  # 1 = upright; skipping avoids copying a large image
-        return im
-    return ImageOps.exif_transpose(im)
+        return 1
+    return orientation if orientation in _UNORIENT else 1
 
 
-def _pil_pixels_to_rgb(im: Image.Image, label: str) -> np.ndarray:
+# For each EXIF orientation, the inverse of the transpose that makes the image upright
+# (``ImageOps.exif_transpose``), as a numpy view: writing the stored pixels into
+# ``_UNORIENT[o](out)`` leaves ``out`` upright, with no full-size temporary.
+_UNORIENT: dict[int, Callable[[np.ndarray], np.ndarray]] = {
+    1: lambda a: a,
+    2: lambda a: a[:, ::-1],  # stored mirrored: FLIP_LEFT_RIGHT
+    3: lambda a: a[::-1, ::-1],  # ROTATE_180
+    4: lambda a: a[::-1],  # FLIP_TOP_BOTTOM
+    5: lambda a: a.swapaxes(0, 1),  # TRANSPOSE
+    6: lambda a: np.rot90(a, 1),  # upright = ROTATE_270 (a quarter turn clockwise)
+    7: lambda a: a[::-1, ::-1].swapaxes(0, 1),  # TRANSVERSE
+    8: lambda a: np.rot90(a, -1),  # upright = ROTATE_90
+}
+
+
+def _pil_pixels_to_rgb(im: Image.Image, label: str, orientation: int = 1) -> np.ndarray:
+    """A decoded PIL image -> new upright (H, W, 3) uint8 RGB, converted a strip of rows at a time
+    into the result, so no full-size temporary exists besides Pillow's image and the result."""
+    width, height = im.size
+    if not width or not height:
+        return _array_to_rgb(np.asarray(im), label)  # raises the "empty" message
+    convert = _strip_converter(im, label)
+    upright = (width, height) if orientation < 5 else (height, width)
+    out = np.empty((upright[1], upright[0], 3), np.uint8)
+    stored = _UNORIENT[orientation](out)  # a (height, width, 3) view of out
+    for top, strip in _strips(im):
+        stored[top : top + strip.height] = convert(strip)
+    return out
+
+
+def _strips(im: Image.Image) -> Iterator[tuple[int, Image.Image]]:
+    """(first row, a copy of about _STRIP_PIXELS pixels of whole rows) down a decoded image."""
+    step = max(1, _STRIP_PIXELS // im.width)
+    for top in range(0, im.height, step):
+        yield top, im.crop((0, top, im.width, min(im.height, top + step)))
+
+
+def _strip_converter(im: Image.Image, label: str) -> Callable[[Image.Image], np.ndarray]:
+    """The function that turns a strip of ``im`` into (rows, W, 3) uint8 RGB; checks that need the
+    whole image (the value range of 32-bit samples) are made here, once."""
     mode = im.mode
     if mode == "RGB":
-        return _owned(np.asarray(im))
-    if mode.startswith("I;16") or mode == "I" or mode == "F":
-        # Convert ourselves: Pillow's convert("L") clips 16-bit values at 255 instead of scaling.
-        arr = np.asarray(im)
-        if mode == "I":
-            arr = _int32_as_uint16(arr, label)
-        return _array_to_rgb(arr.astype(arr.dtype.newbyteorder("=")), label)
+        return np.asarray
+    if mode.startswith("I;16"):
+        # Converted ourselves: Pillow's convert("L") clips 16-bit values at 255 instead of scaling.
+        return lambda strip: _array_to_rgb(_native(np.asarray(strip)), label)
+    if mode == "I":
+        to_8bit = _int32_to_uint8(*im.getextrema(), label)  # type: ignore[misc]
+        return lambda strip: _array_to_rgb(to_8bit(_native(np.asarray(strip))), label)
+    if mode == "F":
+        stats = [_float_stats(np.asarray(strip)) for _, strip in _strips(im)]
+        _check_unit_floats(sum(s[0] for s in stats), min(s[1] for s in stats), max(s[2] for s in stats),
+                           f"cannot use image {label}")
+        return lambda strip: _array_to_rgb(np.asarray(strip), label)
     has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
-    try:
-        # P/L/RGB with a "transparency" entry go through RGBA so the transparent colour gets white.
-        converted = im.convert("RGBA" if has_alpha else "RGB")
-    except ValueError as exc:
-        raise InvalidImageError(
-            f"cannot read image {label}: colour mode {mode!r} cannot be converted to RGB; "
-            "save the image as 8-bit RGB"
-        ) from exc
-    return _array_to_rgb(np.asarray(converted), label)
+    # P/L/RGB with a "transparency" entry go through RGBA so the transparent colour gets white.
+    target = "RGBA" if has_alpha else "RGB"
+
+    def convert(strip: Image.Image) -> np.ndarray:
+        try:
+            converted = strip.convert(target)
+        except ValueError as exc:
+            raise InvalidImageError(
+                f"cannot read image {label}: colour mode {mode!r} cannot be converted to RGB; "
+                "save the image as 8-bit RGB"
+            ) from exc
+        return _array_to_rgb(np.asarray(converted), label)
+
+    return convert
 
 
-def _int32_as_uint16(arr: np.ndarray, label: str) -> np.ndarray:
-    """Pillow's mode "I" (int32) most often holds 16-bit grayscale; anything wider is refused."""
-    lo, hi = int(arr.min()), int(arr.max())
-    if lo < 0 or hi > 65535:
+def _native(arr: np.ndarray) -> np.ndarray:
+    """``arr`` in native byte order (Pillow's I;16B arrays are big-endian)."""
+    return arr if arr.dtype.isnative else arr.astype(arr.dtype.newbyteorder("="))
+
+
+def _int32_to_uint8(lo: int, hi: int, label: str) -> Callable[[np.ndarray], np.ndarray]:
+    """How 32-bit integer samples in lo..hi become 8-bit (the container says nothing of the white
+    level, so the values decide): 0..255 are 8-bit data, kept; 0..65535 are 16-bit data, scaled
+    like a 16-bit file; anything else is stretched from lo..hi to 0..255 (rounded), and an image of
+    a single such value is refused."""
+    if lo >= 0 and hi <= 255:
+        return lambda arr: arr.astype(np.uint8)  # 8-bit data saved as int32: 16-bit scaling made it black
+    if lo >= 0 and hi <= 65535:
+        return lambda arr: arr.astype(np.uint16)  # then scaled as 16-bit
+    if lo == hi:
         raise InvalidImageError(
-            f"cannot read image {label}: 32-bit integer samples in {lo}..{hi} do not fit 16 bits; "
-            "save the image as 8- or 16-bit"
+            f"cannot read image {label}: every 32-bit integer sample is {lo}, outside 0..65535, so "
+            "there is nothing to scale to 8 bits; save the image as 8- or 16-bit"
         )
-    return arr.astype(np.uint16)
+    scale = 255.0 / (hi - lo)
+    return lambda arr: np.rint((arr - np.float64(lo)) * scale).astype(np.uint8)
 
 
 # ------------------------------------------------------------------------------------------ arrays
@@ -290,16 +416,25 @@ def _array_to_rgb(arr: np.ndarray, label: str) -> np.ndarray:
 
 def _float_to_uint8(arr: np.ndarray, what: str) -> np.ndarray:
     arr = arr.astype(np.float32, copy=False) if arr.dtype.itemsize < 4 else arr
-    finite = np.isfinite(arr)
-    if not finite.all():
-        raise InvalidImageError(f"{what}: it holds {int((~finite).sum())} NaN or infinite values")
-    lo, hi = float(arr.min()), float(arr.max())
+    _check_unit_floats(*_float_stats(arr), what)
+    return np.rint(arr * 255.0).astype(np.uint8)
+
+
+def _float_stats(arr: np.ndarray) -> tuple[int, float, float]:
+    """(non-finite values, min, max) of a float array; min and max are NaN when any is non-finite."""
+    bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+    return (bad, float("nan"), float("nan")) if bad else (0, float(arr.min()), float(arr.max()))
+
+
+def _check_unit_floats(bad: int, lo: float, hi: float, what: str) -> None:
+    """Refuse float samples that are non-finite or outside [0, 1] (stats from :func:`_float_stats`)."""
+    if bad:
+        raise InvalidImageError(f"{what}: it holds {bad} NaN or infinite values")
     if lo < 0.0 or hi > 1.0:
         raise InvalidImageError(
             f"{what}: float values must lie in [0, 1], got {lo:g}..{hi:g}"
             + ("; for 0..255 data pass arr.astype(np.uint8) or arr / 255" if hi <= 255.0 and lo >= 0 else "")
         )
-    return np.rint(arr * 255.0).astype(np.uint8)
 
 
 def _composite_on_white(rgba: np.ndarray) -> np.ndarray:

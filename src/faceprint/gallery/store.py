@@ -564,7 +564,8 @@ class Store(SqlStore):
         try:
             yield self.db
         except BaseException:
-            self.db.execute("ROLLBACK")
+            if self.db.in_transaction:  # a full disk or I/O error may have rolled it back already
+                self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
 

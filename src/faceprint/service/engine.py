@@ -12,6 +12,7 @@ import hashlib
 import queue
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,6 +121,7 @@ class Engine:
             # recorded in the gallery, so that every process (and `faceprint gallery remove`)
             # deletes a sample's kept photo with it
             first.keep_photos_in(self.photos)
+        self._sweep_photos(first)
         # SQLite: one handle (its in-memory index is the big part) behind one lock. PostgreSQL: a
         # pool of handles (connections) lent to request threads, no global lock: the server
         # searches and orders the writes, as it does for other processes on the same gallery.
@@ -323,6 +325,25 @@ class Engine:
             tmp.write_bytes(data)
             os.replace(tmp, path)  # readers never see half a file
         return path.resolve(), sha
+
+    def _sweep_photos(self, gallery: Gallery, min_age_s: float = 600.0) -> None:
+        """What a killed process may have left in the photo folder: partial files of dead processes,
+        and photos written for an enrolment that never committed (older than ``min_age_s``, so a
+        live process's enrolment in flight is not touched). Photos are biometric data too."""
+        now = time.time()
+        for tmp in self.photos.glob("*.tmp"):
+            try:
+                os.kill(int(tmp.name.split(".")[-3]), 0)  # <name>.<pid>.<id>.tmp: is its writer alive?
+            except (ValueError, IndexError, ProcessLookupError):
+                tmp.unlink(missing_ok=True)
+            except PermissionError:
+                pass  # alive, another user's
+        old = [p for p in self.photos.iterdir() if p.suffix != ".tmp" and now - p.stat().st_mtime > min_age_s]
+        # kept photos are named by their sample's sha256: one query per 900 files, not a sample list
+        used = set(gallery.store._existing("SELECT sha256 FROM samples WHERE sha256 IN ({})", [p.stem for p in old]))
+        for photo in old:
+            if photo.stem not in used:
+                photo.unlink(missing_ok=True)
 
     def _drop_unused(self, path: Path, sha: str) -> None:
         """Delete a kept photo that no sample refers to (a failed or duplicate enrolment): the
