@@ -115,3 +115,21 @@ def test_a_process_with_the_old_model_is_refused_after_a_reembedding(tmp_path: P
             old.identify_vectors(probe)
     with Gallery(db) as g:
         assert g.spec.name == "sface" and len(g) == 2 and g.check() == "ok"
+
+
+def test_an_import_cannot_point_a_sample_at_another_persons_kept_photo(tmp_path: Path) -> None:
+    db, photos = tmp_path / "g.db", tmp_path / "photos"
+    photos.mkdir()
+    theirs = photos / "alice.png"
+    Image.new("RGB", (8, 8), (9, 9, 9)).save(theirs)
+    v = np.random.default_rng(1).standard_normal((2, 128)).astype(np.float32)
+    with Gallery(tmp_path / "src.db", model="dlib-resnet-v1") as src:  # the attacker's export
+        src.store.add([NewSample("mallory", v[0], source=str(theirs), sha256="e" * 64)])
+        src.export(tmp_path / "crafted.npz")
+    with Gallery(db, model="dlib-resnet-v1") as g:
+        g.keep_photos_in(photos)
+        g.store.add([NewSample("alice", v[1], source=str(theirs), sha256="a" * 64)])
+        assert g.import_file(tmp_path / "crafted.npz")["added"] == 1
+        assert g.samples("mallory")[0].source is None  # not alice's photo
+        g.remove("mallory")
+        assert theirs.is_file()  # removing the imported sample left alice's kept photo alone

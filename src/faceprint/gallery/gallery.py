@@ -600,6 +600,19 @@ class Gallery:
         os.replace(tmp, out)
         return len(samples)
 
+    def _imported_source(self, source: str | None, sha256: str | None) -> str | None:
+        """An imported sample's source, unless it names a kept photo that is not its own: the
+        service serves and deletes kept photos by a sample's source, so a crafted export must not
+        point a sample at another person's photo (issue 14, item 6)."""
+        photos = self.photos_dir
+        if source is None or photos is None or Path(source).resolve().parent != photos:
+            return source
+        try:
+            own = sha256 is not None and sha256_file(source) == sha256
+        except OSError:
+            own = False
+        return source if own else None
+
     def import_file(self, path: str | Path) -> dict[str, int]:
         """Add an exported gallery's samples in one transaction: {"added": n, "duplicates": m}.
 
@@ -618,8 +631,8 @@ class Gallery:
             )
         items = [
             NewSample(
-                s["person"], v, s.get("source"), s.get("sha256"), s.get("box"), s.get("landmarks"),
-                s.get("quality"), s.get("added"),
+                s["person"], v, self._imported_source(s.get("source"), s.get("sha256")), s.get("sha256"),
+                s.get("box"), s.get("landmarks"), s.get("quality"), s.get("added"),
             )
             for s, v in zip(manifest["samples"], vectors)
         ]
