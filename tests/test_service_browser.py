@@ -73,7 +73,9 @@ def page(server: str):  # noqa: ANN201
 def recognise(page, path: Path) -> list[dict]:  # noqa: ANN001
     page.evaluate("document.body.dataset.busy = 'wait'")
     page.set_input_files("#file", str(path))
-    page.wait_for_function("document.body.dataset.busy === '0'")
+    # predicates are functions, evaluated once: a string would be eval()'d on every poll, which the
+    # page's Content-Security-Policy (no 'unsafe-eval') rightly refuses
+    page.wait_for_function("() => document.body.dataset.busy === '0'")
     return json.loads(page.get_attribute("#canvas", "data-faces") or "[]")
 
 
@@ -100,7 +102,7 @@ def test_enrol_then_find_again_rename_and_delete(page, data_dir: Path, server: s
     assert "unknown" in page.locator("#results li").first.inner_text()
     page.fill("#enrol-name", "jerry")
     page.click("#enrol-btn")
-    page.wait_for_function("document.querySelector('#status').textContent.startsWith('Enrolled jerry')")
+    page.wait_for_function("() => document.querySelector('#status').textContent.startsWith('Enrolled jerry')")
     assert page.locator("#results li").first.get_attribute("data-name") == "jerry"
     row = page.locator("#people tr[data-name='jerry']")
     assert row.locator(".count").inner_text() == "1"
@@ -120,12 +122,12 @@ def test_enrol_then_find_again_rename_and_delete(page, data_dir: Path, server: s
     row.locator(".show-btn").click()
     page.wait_for_selector("#face-list .face")
     page.wait_for_function(
-        "(() => { const c = document.querySelector('#face-list canvas');"
-        " return Array.from(c.getContext('2d').getImageData(40, 40, 16, 16).data).some(v => v > 0); })()"
+        "() => { const c = document.querySelector('#face-list canvas');"
+        " return Array.from(c.getContext('2d').getImageData(40, 40, 16, 16).data).some(v => v > 0); }"
     )
     page.screenshot(path=str(SHOTS / "faces.png"), full_page=True)
     page.click("#face-list .delete-face")
-    page.wait_for_function("document.querySelector(\"#people tr[data-name='jerry_seinfeld'] .count\").textContent === '0'")
+    page.wait_for_function("() => document.querySelector(\"#people tr[data-name='jerry_seinfeld'] .count\").textContent === '0'")
     page.locator("#people tr[data-name='jerry_seinfeld'] .delete-btn").click()  # confirm() accepted
     page.wait_for_selector("#people tr[data-name='jerry_seinfeld']", state="detached")
     assert [p["name"] for p in httpx.get(f"{server}/v1/people").json()["people"]] == ["madonna"]
@@ -135,9 +137,9 @@ def test_webcam_capture(page) -> None:  # noqa: ANN001
     """getUserMedia with Chromium's fake camera: a test pattern, so no face, but the round trip works."""
     page.evaluate("document.body.dataset.busy = 'wait'")
     page.click("#webcam-btn")
-    page.wait_for_function("document.querySelector('#video').videoWidth > 0")
+    page.wait_for_function("() => document.querySelector('#video').videoWidth > 0")
     page.click("#capture-btn")
-    page.wait_for_function("document.body.dataset.busy === '0'")
+    page.wait_for_function("() => document.body.dataset.busy === '0'")
     assert page.get_attribute("#status", "class") in (None, "")  # not an error
     assert page.evaluate("document.querySelector('#canvas').width") > 0
     page.click("#camera-stop")

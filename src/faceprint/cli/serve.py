@@ -43,6 +43,7 @@ def serve(
 
         from ..gallery.store import is_url, redact
         from ..service import Settings, create_app, exposure_warning
+        from ..service.middleware import GuardedH11Protocol
     except ImportError as exc:
         err.print(f"[red]error:[/] the service needs its extra ({exc.name} is missing): pip install 'faceprint[service]'")
         raise typer.Exit(2) from None
@@ -69,8 +70,11 @@ def serve(
         f"faceprint: gallery {redact(settings.db)}; web page and API on http://{settings.host}:{settings.port}/ "
         f"(API docs at /docs){f'; {workers} worker processes' if workers > 1 else ''}"
     )
-    # limit_concurrency bounds open connections (each may hold a body up to max_upload_bytes).
-    common: dict = dict(host=settings.host, port=settings.port, log_level=log_level, limit_concurrency=128, timeout_keep_alive=10)
+    # GuardedH11Protocol limits connections (in all and per client address) and gives each request
+    # head a deadline; the app limits requests (settings.max_requests) with the service's JSON 503.
+    # uvicorn's limit_concurrency is not used: it counts idle connections too, which slow clients exhaust.
+    common: dict = dict(host=settings.host, port=settings.port, log_level=log_level, http=GuardedH11Protocol,
+                        timeout_keep_alive=10)
     if workers == 1:
         uvicorn.run(create_app(settings), **common)
         return

@@ -1,14 +1,20 @@
 """The app factory: ``create_app(settings)`` -> a FastAPI app with its routers, limits and page.
 
 Models load once per worker process, in the app's lifespan (not at import), so
-``uvicorn --factory faceprint.service:create_app --workers N`` gives each worker its own.
+``uvicorn --factory faceprint.service:create_app --workers N`` gives each worker its own (add
+``--http faceprint.service.middleware:GuardedH11Protocol`` for the connection limits and head
+deadline that ``faceprint serve`` uses).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -21,7 +27,16 @@ from swagger_ui_bundle import swagger_ui_path
 from .. import __version__
 from .engine import Engine
 from .errors import install_error_handlers
-from .middleware import BodyLimit, Metrics, RecordMetrics
+from .middleware import (
+    CONNECTION_GUARD,
+    BodyLimit,
+    ConnectionGuard,
+    Metrics,
+    RecordMetrics,
+    RequestGuard,
+    RequestLimit,
+    SecurityHeaders,
+)
 from .routes import faces, people, system
 from .routes.system import STATIC
 from .settings import Settings
@@ -42,13 +57,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     metrics = Metrics()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         engine = await run_in_threadpool(Engine, settings, metrics.on_batch)
         app.state.engine = engine
         app.state.slots = asyncio.Semaphore(settings.max_inflight)
         metrics.queue.set_function(engine.batcher.qsize)
         try:
-            yield
+            # The lifespan state is where the server's connections (GuardedH11Protocol) find their limits.
+            yield {CONNECTION_GUARD: ConnectionGuard(settings)}
         finally:
             await run_in_threadpool(engine.close)
 
@@ -66,20 +82,39 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
 
+    docs_page = get_swagger_ui_html(
+        openapi_url=app.openapi_url or "/openapi.json", title="faceprint API",
+        swagger_js_url="/docs-assets/swagger-ui-bundle.js", swagger_css_url="/docs-assets/swagger-ui.css",
+        swagger_favicon_url="/docs-assets/favicon-32x32.png",
+        swagger_ui_parameters={"validatorUrl": None},  # no badge fetched from validator.swagger.io
+    )
+    docs_headers = {"Content-Security-Policy": _docs_policy(docs_page.body)}
+
     @app.get("/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url=app.openapi_url or "/openapi.json", title="faceprint API",
-            swagger_js_url="/docs-assets/swagger-ui-bundle.js", swagger_css_url="/docs-assets/swagger-ui.css",
-            swagger_favicon_url="/docs-assets/favicon-32x32.png",
-        )
+        return HTMLResponse(docs_page.body, headers=docs_headers)
 
-    # Added last = outermost: CORS headers on every answer, metrics on every answer incl. 413s.
-    app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes)
+    # Added last = outermost: security headers and CORS headers on every answer; metrics on every
+    # answer incl. refusals; host and origin checked before a request counts or its body is read.
+    app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes, timeout=settings.body_timeout)
+    app.add_middleware(RequestLimit, max_requests=settings.max_requests)
+    app.add_middleware(RequestGuard, settings=settings)
     app.add_middleware(RecordMetrics, metrics=metrics)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["*"],
             allow_headers=["*"], max_age=600,
         )
+    app.add_middleware(SecurityHeaders)
     return app
+
+
+def _docs_policy(page: bytes) -> str:
+    """/docs' Content-Security-Policy: Swagger UI starts from an inline script, allowed by its hash,
+    and styles its elements inline."""
+    hashes = " ".join(
+        f"'sha256-{base64.b64encode(hashlib.sha256(script).digest()).decode()}'"
+        for script in re.findall(rb"<script>(.*?)</script>", page, re.S)
+    )
+    return (f"default-src 'self'; script-src 'self' {hashes}; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+            "object-src 'none'; base-uri 'none'; frame-ancestors 'none'")

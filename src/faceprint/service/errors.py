@@ -1,12 +1,16 @@
 """Every error as JSON ``{"error": {"code": <stable code>, "message": <what to do>}}``.
 
 A :class:`~faceprint.errors.FaceprintError` is the caller's doing (a bad image, an unknown
-person), so it maps to a 4xx, never a 500. Codes are stable: clients branch on them.
+person), so it maps to a 4xx, never a 500; except a :class:`~faceprint.errors.StorageError`, the
+gallery's storage refusing a write (read-only, locked, failing: 503 ``storage_unavailable``; full:
+507 ``insufficient_storage``), which is also what SQLite's and the file system's own errors are
+mapped to. Codes are stable: clients branch on them.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -20,12 +24,14 @@ from ..errors import (
     InvalidImageError,
     ModelMismatchError,
     NoFaceError,
+    StorageError,
+    StorageFullError,
     UnknownNameError,
     UnknownPersonError,
 )
 from .batcher import OverloadedError
 
-__all__ = ["ApiError", "error_body", "install_error_handlers"]
+__all__ = ["RETRY_AFTER_S", "ApiError", "error_body", "install_error_handlers"]
 
 log = logging.getLogger("faceprint.service")
 
@@ -36,6 +42,8 @@ _FACEPRINT_CODES: list[tuple[type[FaceprintError], int, str]] = [
     (NoFaceError, 422, "no_face"),
     (UnknownPersonError, 404, "person_not_found"),
     (ModelMismatchError, 409, "model_mismatch"),
+    (StorageFullError, 507, "insufficient_storage"),
+    (StorageError, 503, "storage_unavailable"),
     (GalleryError, 409, "gallery_conflict"),
     (UnknownNameError, 400, "unknown_name"),
     (FaceprintError, 400, "bad_request"),
@@ -47,12 +55,16 @@ _HTTP_CODES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     409: "conflict",
     413: "payload_too_large",
     415: "unsupported_media_type",
+    421: "host_not_allowed",
     422: "invalid_request",
     503: "overloaded",
 }
+
+RETRY_AFTER_S = 1  # what every 503 (overloaded) tells the client to wait, in seconds
 
 
 class ApiError(Exception):
@@ -84,13 +96,25 @@ def install_error_handlers(app: FastAPI) -> None:
         status, code = faceprint_status(exc)
         return _json(status, code, str(exc))
 
+    @app.exception_handler(sqlite3.OperationalError)
+    @app.exception_handler(OSError)
+    async def _storage(_: Request, exc: Exception) -> JSONResponse:
+        # A read-only, locked, failing or full gallery (SQLite or the kept photos) is the operator's
+        # to fix: say so (503/507), not "internal error". Any other OSError stays a 500.
+        storage = StorageError.of(exc)
+        if storage is None:
+            raise exc
+        log.warning("gallery storage: %s: %s", type(exc).__name__, exc)
+        status, code = faceprint_status(storage)
+        return _json(status, code, str(storage))
+
     @app.exception_handler(ApiError)
     async def _api(_: Request, exc: ApiError) -> JSONResponse:
         return _json(exc.status, exc.code, exc.message)
 
     @app.exception_handler(OverloadedError)
     async def _overloaded(_: Request, exc: OverloadedError) -> JSONResponse:
-        return _json(503, "overloaded", str(exc), {"Retry-After": "1"})
+        return _json(503, "overloaded", str(exc), {"Retry-After": str(RETRY_AFTER_S)})
 
     @app.exception_handler(HTTPException)
     async def _http(_: Request, exc: HTTPException) -> JSONResponse:

@@ -36,6 +36,13 @@ class Settings:
     max_upload_bytes / max_pixels: request body and decoded image limits. max_batch / batch_wait_ms:
         the micro-batcher gathers up to this many images, waiting at most this long for company.
     max_inflight: images decoded or in the models at once; further requests wait (bounds memory).
+    allowed_hosts: host names (besides localhost, 127.0.0.1 and [::1]) the service answers to; a
+        loopback service answers to no others (DNS rebinding), any service with some set only to
+        those ("*": any). max_requests: requests handled at once; more get a JSON 503 with Retry-After.
+    max_connections / max_connections_per_ip: open connections in all / from one client address (0:
+        no per-address limit; behind a reverse proxy every client has the proxy's address).
+    header_timeout / body_timeout: seconds a client has to send a request's head / its body, so
+        slow or idle clients cannot hold connections open.
     far: default false-accept rate of decisions, mapped through the model's calibration (1:N
         adjusted for the gallery's size on identify); a request's threshold or far overrides it.
     """
@@ -58,6 +65,31 @@ class Settings:
     max_inflight: int = 8
     top_k: int = 3
     far: float | None = None  # decide at this false-accept rate (model calibration) unless a threshold is given
+    allowed_hosts: tuple[str, ...] = ()
+    max_requests: int = 128
+    # Below the usual 1024 file descriptors a process may open, leaving room for the gallery and models.
+    max_connections: int = 512
+    max_connections_per_ip: int = 64
+    header_timeout: float = 10.0
+    body_timeout: float = 60.0
+
+    def __post_init__(self) -> None:
+        for name, (low, high) in _RANGES.items():
+            value = getattr(self, name)
+            if value is not None and not (low <= value and (high is None or value <= high)):
+                bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+                raise ValueError(f"{name} must be {bounds}, got {value!r} (FACEPRINT_{name.upper()})")
+
+    @property
+    def on_loopback(self) -> bool:
+        """Whether the service listens on loopback only (a host name other than localhost may not)."""
+        host = self.host.strip("[]")
+        if host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -72,8 +104,9 @@ class Settings:
         for key in ("db", "photos"):
             if values.get(key) is not None and not is_url(values[key]):
                 values[key] = Path(values[key]).expanduser()
-        if isinstance(values.get("cors_origins"), str):
-            values["cors_origins"] = _parse("cors_origins", values["cors_origins"])
+        for key in _LISTS:
+            if isinstance(values.get(key), str):
+                values[key] = _parse(key, values[key])
         return cls(**values)
 
     def to_env(self) -> dict[str, str]:
@@ -104,7 +137,17 @@ class Settings:
         return db.with_name(db.name + ".photos")
 
 
-_INTS = {"port", "threads", "max_upload_bytes", "max_pixels", "max_batch", "max_inflight", "top_k"}
+_INTS = {"port", "threads", "max_upload_bytes", "max_pixels", "max_batch", "max_inflight", "top_k", "max_requests",
+         "max_connections", "max_connections_per_ip"}
+_FLOATS = {"batch_wait_ms", "far", "header_timeout", "body_timeout"}
+_LISTS = {"cors_origins", "allowed_hosts"}  # comma-separated in the environment
+# Allowed (lowest, highest) of numeric settings, inclusive; None: no upper bound.
+_RANGES: dict[str, tuple[float, float | None]] = {
+    "port": (1, 65535), "threads": (1, None), "max_upload_bytes": (1, None), "max_pixels": (1, None),
+    "max_batch": (1, None), "batch_wait_ms": (0, None), "max_inflight": (1, None), "top_k": (1, None),
+    "max_requests": (1, None), "max_connections": (1, None), "max_connections_per_ip": (0, None),
+    "header_timeout": (0.1, None), "body_timeout": (0.1, None),
+}
 
 
 def _parse(name: str, raw: str) -> Any:
@@ -113,28 +156,20 @@ def _parse(name: str, raw: str) -> Any:
             return int(raw)
         except ValueError:
             raise ValueError(f"FACEPRINT_{name.upper()}={raw!r} is not an integer") from None
-    if name in ("batch_wait_ms", "far"):
+    if name in _FLOATS:
         try:
             return float(raw)
         except ValueError:
             raise ValueError(f"FACEPRINT_{name.upper()}={raw!r} is not a number") from None
-    if name == "cors_origins":
+    if name in _LISTS:
         return tuple(o.strip() for o in raw.split(",") if o.strip())
     return raw
 
 
 def exposure_warning(settings: Settings) -> str | None:
     """A warning when the service listens beyond loopback with no API key, else None."""
-    if settings.api_key or settings.admin_key:
+    if settings.api_key or settings.admin_key or settings.on_loopback:
         return None
-    host = settings.host.strip("[]")
-    if host == "localhost":
-        return None
-    try:
-        if ipaddress.ip_address(host).is_loopback:
-            return None
-    except ValueError:
-        pass  # a host name: it may resolve beyond loopback
     return (
         f"listening on {settings.host} without API keys: anyone who can reach this port can read and change "
         "the gallery; set FACEPRINT_API_KEY and FACEPRINT_ADMIN_KEY (or --api-key/--admin-key), or bind 127.0.0.1"
