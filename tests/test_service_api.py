@@ -287,6 +287,9 @@ def test_exposure_warning() -> None:
     assert exposure_warning(Settings(host="::1")) is None
     assert "without API keys" in exposure_warning(Settings(host="0.0.0.0"))
     assert exposure_warning(Settings(host="0.0.0.0", api_key="k")) is None
+    # an admin key alone protects changes, not reads: names, faces and kept photos stay open
+    assert "only an admin key" in exposure_warning(Settings(host="0.0.0.0", admin_key="k"))
+    assert exposure_warning(Settings(host="127.0.0.1", admin_key="k")) is None
     s = Settings.from_env({"FACEPRINT_PORT": "9000", "FACEPRINT_GALLERY": "/tmp/x.db", "FACEPRINT_CORS_ORIGINS": "a, b"}, port=9001)
     assert (s.port, str(s.db), s.cors_origins, s.photos_dir.name) == (9001, "/tmp/x.db", ("a", "b"), "x.db.photos")
     with pytest.raises(ValueError, match="FACEPRINT_PORT"):

@@ -167,9 +167,14 @@ def _parse(name: str, raw: str) -> Any:
 
 
 def exposure_warning(settings: Settings) -> str | None:
-    """A warning when the service listens beyond loopback with no API key, else None."""
-    if settings.api_key or settings.admin_key or settings.on_loopback:
+    """A warning when the service listens beyond loopback without a read key, else None."""
+    if settings.api_key or settings.on_loopback:
         return None
+    if settings.admin_key:  # changes need the key, but names, faces and kept photos are open to all
+        return (
+            f"listening on {settings.host} with only an admin key: anyone who can reach this port can list "
+            "people, identify faces and download enrolled photos; set FACEPRINT_API_KEY (or --api-key) for reads too"
+        )
     return (
         f"listening on {settings.host} without API keys: anyone who can reach this port can read and change "
         "the gallery; set FACEPRINT_API_KEY and FACEPRINT_ADMIN_KEY (or --api-key/--admin-key), or bind 127.0.0.1"

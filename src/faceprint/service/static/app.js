@@ -7,9 +7,9 @@ const state = { photo: null, people: [] };
 
 // --- API -------------------------------------------------------------------------------------
 const keyInput = $("#api-key");
-keyInput.value = localStorage.getItem("faceprint-key") || "";
+keyInput.value = sessionStorage.getItem("faceprint-key") || "";  // this tab only: not kept on disk
 keyInput.addEventListener("change", () => {
-  localStorage.setItem("faceprint-key", keyInput.value);
+  sessionStorage.setItem("faceprint-key", keyInput.value);
   loadPeople();
 });
 
