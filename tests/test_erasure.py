@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from faceprint import Gallery, ModelMismatchError
+from faceprint import Gallery, GalleryError, ModelMismatchError
 from faceprint.gallery.store import NewSample
 from faceprint.service.photos import strip_metadata
 
@@ -133,3 +133,16 @@ def test_an_import_cannot_point_a_sample_at_another_persons_kept_photo(tmp_path:
         assert g.samples("mallory")[0].source is None  # not alice's photo
         g.remove("mallory")
         assert theirs.is_file()  # removing the imported sample left alice's kept photo alone
+
+
+@pytest.mark.parametrize("name", ["ann\x00", "ann\nbob", "\u202eann", "an\u200bn", "a" * 201, " ann"])
+def test_names_that_hide_or_reorder_text_are_refused(tmp_path: Path, name: str) -> None:
+    with Gallery(tmp_path / "g.db", model="dlib-resnet-v1") as g:
+        g.add_embeddings(["ann"], np.ones((1, 128), np.float32))
+        with pytest.raises(GalleryError):
+            g.add_embeddings([name], np.ones((1, 128), np.float32) * 2)
+        with pytest.raises(GalleryError):
+            g.rename("ann", name)
+        assert g.people() == [("ann", 1)]
+    with Gallery(tmp_path / "g.db") as g:
+        assert g.people() == [("ann", 1)] and g.check() == "ok"

@@ -34,7 +34,7 @@ from ..models import DEFAULT_MODEL, ModelSpec, get_model_spec
 from ..pipeline import FacePipeline, iter_known_dir, select_face
 from ..types import Face, Match
 from .index import EXACT_MAX, ExactIndex, IVFIndex, load_index, make_index, save_index
-from .store import NewSample, Sample, is_url, open_store
+from .store import NewSample, Sample, check_name, is_url, open_store
 
 __all__ = ["EXPORT_FORMAT", "EnrolReport", "EnrolResult", "Gallery", "read_export"]
 
@@ -267,8 +267,7 @@ class Gallery:
         report = EnrolReport()
         items = list(items)
         for name, _ in items:
-            if not isinstance(name, str) or not name or name != name.strip():
-                raise GalleryError(f"person name {name!r} is empty or has leading/trailing spaces")
+            check_name(name)  # every name before any photo: a bad one stops the run before it starts
 
         def done(r: EnrolResult) -> None:
             report.results.append(r)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import unicodedata
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -107,6 +108,21 @@ def _json(value: object) -> str | None:
     if value is None:
         return None
     return json.dumps(np.asarray(value, np.float64).round(3).tolist())
+
+
+def check_name(name: object) -> str:
+    """A person's name as the gallery stores it, or GalleryError: 1-200 characters, no leading or
+    trailing space, and no character that hides or reorders text (controls such as NUL and
+    newlines, bidirectional overrides, zero-width marks): a name is shown to people who decide."""
+    if not isinstance(name, str) or not name or name != name.strip() or len(name) > 200:
+        raise GalleryError(f"person name {name!r} is empty, over 200 characters or has leading/trailing spaces")
+    bad = [c for c in name if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp")]
+    if bad:
+        raise GalleryError(
+            f"person name {name!r} holds invisible or text-reordering characters ({', '.join(f'U+{ord(c):04X}' for c in bad[:3])}); "
+            "remove them"
+        )
+    return name
 
 
 def redact(location: str | Path) -> str:
@@ -330,6 +346,7 @@ class SqlStore:
         return int(self.db.execute("SELECT COUNT(*) FROM samples").fetchone()[0])
 
     def ensure_person(self, name: str, now: float) -> int:
+        check_name(name)
         pid = self.person_id(name)
         if pid is None:
             row = self.db.execute("INSERT INTO people (name, added) VALUES (?, ?) RETURNING id", (name, now)).fetchone()
@@ -349,8 +366,7 @@ class SqlStore:
             vec = np.asarray(s.vector, "<f4").reshape(-1)
             if vec.shape != (dim,) or not np.isfinite(vec).all():
                 raise GalleryError(f"descriptor for {s.person!r} has shape {vec.shape} or non-finite values, expected ({dim},)")
-            if not s.person or s.person != s.person.strip():
-                raise GalleryError(f"person name {s.person!r} is empty or has leading/trailing spaces")
+            check_name(s.person)
             vectors.append(vec)
         # checked inside the write lock: two processes never both insert the same photo
         seen = set(self._existing("SELECT sha256 FROM samples WHERE sha256 IN ({})", [s.sha256 for s in items if s.sha256]))
@@ -479,8 +495,7 @@ class SqlStore:
     def rename_id(self, pid: int, new: str) -> None:
         """Rename person ``pid`` in the caller's transaction: GalleryError if ``new`` is taken,
         UnknownPersonError if they are gone (never a rename of whoever holds their old name now)."""
-        if not new or new != new.strip():
-            raise GalleryError(f"new name {new!r} is empty or has leading/trailing spaces")
+        check_name(new)
         row = self.db.execute("SELECT name FROM people WHERE id = ?", (int(pid),)).fetchone()
         if row is None:
             raise UnknownPersonError(f"no person with id {pid} in {self.location}")

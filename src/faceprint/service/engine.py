@@ -23,7 +23,7 @@ import numpy as np
 from ..decide import distances, open_set, verify_embeddings
 from ..errors import GalleryError, NoFaceError, UnknownPersonError
 from ..gallery import Gallery, Sample
-from ..gallery.store import is_url
+from ..gallery.store import check_name, is_url
 from ..imageio import load_image
 from ..pipeline import select_face
 from ..types import Face, Match, Verification
@@ -361,5 +361,7 @@ class Engine:
 
 
 def _check_name(name: str) -> None:
-    if not isinstance(name, str) or not name.strip() or name != name.strip() or len(name) > 200:
-        raise ApiError(422, "invalid_name", f"person name {name!r} must be 1-200 characters without leading/trailing spaces")
+    try:
+        check_name(name)  # the gallery's own rule, so the API and the CLI accept the same names
+    except GalleryError as exc:
+        raise ApiError(422, "invalid_name", str(exc)) from None
