@@ -333,3 +333,10 @@ def test_concurrent_requests_batched_and_bounded(client: httpx.Client, people: d
     assert rss_growth < 400e6
     assert 'faceprint_http_requests_total{method="POST",route="/v1/identify",status="200"}' in after
     assert metric(after, "faceprint_batch_queue") == 0 and metric(after, "faceprint_images_in_flight") == 0
+
+
+def test_deeply_nested_json_is_a_client_error(client: httpx.Client) -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    for path, field in (("/v1/detect", "image_base64"), ("/v1/people", "name")):
+        r = client.post(path, content=f'{{"{field}": {deep}}}', headers={"content-type": "application/json"})
+        assert r.status_code == 400 and r.json()["error"]["code"] in ("invalid_json", "bad_request"), r.text

@@ -74,6 +74,8 @@ async def read_inputs(
             body = json.loads(await request.body())
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ApiError(400, "invalid_json", f"the body is not valid JSON ({exc})") from None
+        except RecursionError:  # [[[[...]]]] deeper than the parser's stack
+            raise ApiError(400, "invalid_json", "the JSON body is nested too deeply") from None
         if not isinstance(body, dict):
             raise ApiError(400, "invalid_json", "the JSON body must be an object like {\"image_base64\": \"...\"}")
         for name in images:
