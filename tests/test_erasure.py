@@ -146,3 +146,21 @@ def test_names_that_hide_or_reorder_text_are_refused(tmp_path: Path, name: str) 
         assert g.people() == [("ann", 1)]
     with Gallery(tmp_path / "g.db") as g:
         assert g.people() == [("ann", 1)] and g.check() == "ok"
+
+
+def test_gallery_files_are_owner_only_whatever_the_umask(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    old = os.umask(0o022)  # the usual default, which made every file world-readable
+    try:
+        with Gallery(tmp_path / "g.db", model="dlib-resnet-v1", index="ivf") as g:
+            g.add_embeddings([f"p{i}" for i in range(200)], np.random.default_rng(0).standard_normal((200, 128)).astype(np.float32))
+            g.identify_vectors(np.zeros((1, 128), np.float32))
+            g._save_index()
+            files = [p for p in tmp_path.iterdir() if p.name.startswith("g.db")]
+            assert {p.name for p in files} >= {"g.db", "g.db-wal", "g.db-shm", "g.db.index"}
+            for p in files:
+                assert stat.S_IMODE(p.stat().st_mode) == 0o600, (p.name, oct(p.stat().st_mode))
+    finally:
+        os.umask(old)

@@ -304,7 +304,8 @@ def save_index(index: IVFIndex, path: Path, stamp: dict[str, Any]) -> None:
         "threads": index.threads, "trained_on": index.trained_on,
     }
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:  # a file object: np.savez would append ".npz" to a name
+    # owner-only like the gallery file: the index holds every face's vector
+    with os.fdopen(os.open(tmp, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600), "wb") as fh:  # a file object: np.savez would append ".npz" to a name
         np.savez(fh, index=index.to_bytes(), ids=index.ids(), meta=np.array(json.dumps({**params, **stamp})))
     os.replace(tmp, path)  # a crash leaves the old file or the new one, never half of one
 

@@ -26,6 +26,7 @@ reused: the vector index on disk keys faces by these ids and relies on it.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 import unicodedata
@@ -544,6 +545,15 @@ class Store(SqlStore):
             raise GalleryError(f"{self.path} is a folder; give the path of a gallery file (e.g. people.db)")
         if not self.path.parent.is_dir():
             raise GalleryError(f"folder {self.path.parent} does not exist; create it or choose another --db path")
+        if not self.path.exists():
+            # owner-only from the first byte, whatever the umask: biometric data (SQLite gives the
+            # -wal and -shm files the database file's permissions)
+            try:
+                os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            except FileExistsError:
+                pass  # another process created it meanwhile
+            except OSError as exc:
+                raise GalleryError(f"cannot create {self.path}: {exc.strerror}; choose a writable --db path") from None
         try:
             # isolation_level=None: no implicit transactions; we open them ourselves (BEGIN IMMEDIATE).
             self.db = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None, check_same_thread=False)

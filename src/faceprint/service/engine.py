@@ -116,7 +116,7 @@ class Engine:
         first = Gallery(settings.db, model=settings.model, detector=settings.detector, threads=settings.threads)
         self.pipeline = first.pipeline  # one network in memory, shared with every gallery handle
         self.photos = settings.photos_dir
-        self.photos.mkdir(parents=True, exist_ok=True)
+        self.photos.mkdir(mode=0o700, parents=True, exist_ok=True)  # enrolled photos: owner-only
         if first.photos_dir != self.photos.resolve():
             # recorded in the gallery, so that every process (and `faceprint gallery remove`)
             # deletes a sample's kept photo with it
@@ -322,7 +322,8 @@ class Engine:
         path = self.photos / f"{sha}{suffix}"
         if not path.exists():
             tmp = path.with_name(f"{path.name}.{os.getpid()}.{id(upload)}.tmp")
-            tmp.write_bytes(data)
+            with os.fdopen(os.open(tmp, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600), "wb") as fh:
+                fh.write(data)
             os.replace(tmp, path)  # readers never see half a file
         return path.resolve(), sha
 
