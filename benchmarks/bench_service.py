@@ -144,7 +144,8 @@ def main() -> None:
     ap.add_argument("--enrol-share", type=float, default=0.2)
     ap.add_argument("--rename-share", type=float, default=0.05)
     ap.add_argument("--delete-share", type=float, default=0.03)
-    ap.add_argument("--backends", default="sqlite,pg2", help="sqlite: one server; pg2: two servers on one PostgreSQL")
+    ap.add_argument("--backends", default="sqlite,sqlite2,pg2",
+                    help="sqlite: one server; sqlite2: two servers on one file; pg2: two servers on one PostgreSQL")
     ap.add_argument("--threads", type=int, default=None, help="FACEPRINT_THREADS of each server (default: one per core)")
     args = ap.parse_args()
     env = {"FACEPRINT_THREADS": str(args.threads)} if args.threads else {}
@@ -155,6 +156,12 @@ def main() -> None:
                 db: Path | str = Path(tmp) / "load.db"
                 with running_server(db, env) as url:
                     results[backend] = load([url], db, args)
+            elif backend == "sqlite2":  # two server processes on one SQLite file (issue 14, Must show 2)
+                db = Path(tmp) / "load2.db"
+                Gallery(db).close()
+                shared = {**env, "FACEPRINT_PHOTOS": str(Path(tmp) / "sqlite2-photos")}
+                with running_server(db, shared) as a, running_server(db, shared) as b:
+                    results[backend] = load([a, b], db, args)
             elif backend == "pg2":
                 with postgres_database(f"fp_load_{os.getpid()}") as (db, _):
                     Gallery(db).close()  # created once, before two servers race to create it
@@ -162,12 +169,13 @@ def main() -> None:
                     with running_server(db, shared) as a, running_server(db, shared) as b:
                         results[backend] = load([a, b], db, args)
             else:
-                raise SystemExit(f"unknown backend {backend!r}: sqlite or pg2")
+                raise SystemExit(f"unknown backend {backend!r}: sqlite, sqlite2 or pg2")
     rows = []
     for name, r in results.items():
         lat = r["latency_s"]
         rows.append([
-            {"sqlite": "1 process, SQLite", "pg2": "2 processes, one PostgreSQL"}[name], r["requests_per_s"],
+            {"sqlite": "1 process, SQLite", "sqlite2": "2 processes, one SQLite file",
+             "pg2": "2 processes, one PostgreSQL"}[name], r["requests_per_s"],
             r["server_errors"], f"{lat['identify']['p50']:.2f} / {lat['identify']['p99']:.2f}",
             f"{lat.get('enrol', {}).get('p50', 0):.2f} / {lat.get('enrol', {}).get('p99', 0):.2f}",
             r["enrolments_acknowledged"], r["enrolments_misplaced_or_lost"], r["deleted_people_back"], r["integrity"],
