@@ -177,6 +177,9 @@ def test_verify_two_images_and_person(client: httpx.Client, people: dict[str, in
 # -- people -------------------------------------------------------------------------------------------
 def test_people_lifecycle(client: httpx.Client, people: dict[str, int], data_dir: Path) -> None:
     listed = client.get("/v1/people").json()["people"]
+    page = client.get("/v1/people?limit=1&offset=1").json()  # pages, by name
+    assert page["total"] == len(listed) >= 2 and page["people"] == listed[1:2]
+    error(client.get("/v1/people?limit=0"), 422, "invalid_request")
     assert {(p["name"], p["samples"]) for p in listed} >= {("madonna", 1), ("mindy_kaling", 1)}
     error(client.post("/v1/people", json={"name": "madonna"}), 409, "person_exists")
     pid = client.post("/v1/people", json={"name": "ben"}).json()["id"]

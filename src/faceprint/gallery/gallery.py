@@ -216,6 +216,10 @@ class Gallery:
         """(name, number of samples) of everyone enrolled, by name."""
         return self.store.counts()
 
+    def people_page(self, limit: int, offset: int = 0) -> tuple[list[tuple[int, str, int]], int]:
+        """One page of people by name: ([(id, name, samples)], total number of people)."""
+        return self.store.people_page(limit, offset)
+
     def samples(self, name: str | None = None) -> list[Sample]:
         """The samples of one person (UnknownPersonError if not enrolled) or of everyone."""
         return self.store.samples(name)

@@ -245,6 +245,17 @@ class SqlStore:
         )
         return [(str(n), int(c)) for n, c in rows]
 
+    def people_page(self, limit: int, offset: int = 0) -> tuple[list[tuple[int, str, int]], int]:
+        """(id, name, number of samples) of up to ``limit`` people by name from ``offset``, and how
+        many people there are in all: one page, not the whole gallery."""
+        rows = self.db.execute(
+            "SELECT p.id, p.name, COUNT(s.id) FROM people p LEFT JOIN samples s ON s.person_id = p.id "
+            "GROUP BY p.id ORDER BY p.name LIMIT ? OFFSET ?",
+            (int(limit), int(offset)),
+        )
+        page = [(int(i), str(n), int(c)) for i, n, c in rows]
+        return page, int(self.db.execute("SELECT COUNT(*) FROM people").fetchone()[0])
+
     def person_id(self, name: str) -> int | None:
         row = self.db.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
         return None if row is None else int(row[0])

@@ -233,10 +233,16 @@ class Engine:
     # -- people -------------------------------------------------------------------------------------
     # The Gallery API names people; the HTTP API gives them stable ids (SQLite row ids, never
     # reused), so a rename does not break a client's links: Gallery.person_ids().
-    def people(self) -> list[Person]:
+    def people(self, limit: int = 1000, offset: int = 0) -> tuple[list[Person], int]:
+        """One page of people by name, and the total number of people."""
         with self.lock:
-            ids = {name: pid for pid, name in self.gallery.person_ids().items()}
-            return [Person(ids[name], name, n) for name, n in self.gallery.people()]
+            page, total = self.gallery.people_page(limit, offset)
+        return [Person(pid, name, n) for pid, name, n in page], total
+
+    def person_id(self, name: str) -> int | None:
+        """The id of the person of this name, or None (one indexed lookup)."""
+        with self.lock:
+            return self.gallery.store.person_id(name)
 
     def person_name(self, person_id: int) -> str:
         with self.lock:
@@ -308,9 +314,8 @@ class Engine:
 
     def counts(self) -> tuple[int, int]:
         """(people, samples) in the gallery."""
-        with self.lock:
-            people = self.gallery.people()
-        return len(people), sum(n for _, n in people)
+        with self.lock:  # two counts, not the list of everyone (/healthz is polled)
+            return self.gallery.people_page(1)[1], len(self.gallery)
 
     # -- stored photos ------------------------------------------------------------------------------
     def _keep_photo(self, upload: Upload) -> tuple[Path, str]:

@@ -117,6 +117,7 @@ class PersonOut(BaseModel):
 
 class PeopleResponse(BaseModel):
     people: list[PersonOut]
+    total: int = Field(description="Number of people in the gallery (pages: ?offset=&limit=).")
 
 
 class SampleOut(BaseModel):

@@ -111,8 +111,8 @@ async def _person_id(request: Request, values: dict[str, Any]) -> int:
         return int(str(raw).strip())
     if "person" in values:
         wanted = str(values["person"])
-        for p in await run_in_threadpool(engine(request).people):
-            if p.name == wanted:
-                return p.id
+        pid = await run_in_threadpool(engine(request).person_id, wanted)
+        if pid is not None:
+            return pid
         raise ApiError(404, "person_not_found", f"no person named {wanted!r}; GET /v1/people lists who is enrolled")
     raise ApiError(400, "missing_image", "verify needs a second photo (image2) or a person (person_id or person)")

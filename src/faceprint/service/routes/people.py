@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -23,9 +23,14 @@ FaceId = Path(..., ge=1, le=2**63 - 1, description="The face sample's id.")
 
 
 @router.get("", response_model=PeopleResponse, dependencies=read)
-async def list_people(request: Request) -> dict[str, Any]:
-    """Everyone enrolled, by name, with their number of face samples."""
-    return {"people": [vars(p) for p in await run_in_threadpool(engine(request).people)]}
+async def list_people(
+    request: Request,
+    limit: int = Query(1000, ge=1, le=10_000, description="People per page."),
+    offset: int = Query(0, ge=0, description="People to skip (by name order)."),
+) -> dict[str, Any]:
+    """People enrolled, by name, with their number of face samples: a page of ``limit`` from ``offset``."""
+    people, total = await run_in_threadpool(engine(request).people, limit, offset)
+    return {"people": [vars(p) for p in people], "total": total}
 
 
 @router.post("", response_model=PersonOut, status_code=201, dependencies=admin)
