@@ -136,7 +136,7 @@ def main() -> None:
             same, diff = compare(galleries[label], galleries["in-process"])
             results.append({"run": label, **counts, "same_as_in_process": same, "max_vector_diff": diff})
             rows.append([label, n, counts["enrolled"], counts["failed"], counts["seconds"], counts["photos_per_s"],
-                         "yes" if same and diff <= 1e-5 else f"NO ({diff:.1e})"])
+                         f"{'yes' if same and diff <= 1e-5 else 'NO'} (max dv {diff:.1e})"])
             print(table(["run", "photos", "enrolled", "failed", "seconds", "photos/s", "= in-process"], rows[-1:]),
                   flush=True)
         print()
@@ -148,7 +148,7 @@ def main() -> None:
         print()
         print(table(
             ["killed at (committed)", "rerun enrolled", "rerun skipped", "rerun failed", "same (sha256, person)",
-             "max |dv|", "ok"],
+             "max vector diff", "ok"],
             [[resume["killed_at"], r["enrolled"], r["skipped"], r["failed"], resume["same_samples"],
               f"{resume['max_vector_diff']:.1e}", resume["ok"]]],
         ))

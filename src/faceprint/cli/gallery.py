@@ -291,7 +291,7 @@ def enrol_batch_cmd(
     try:  # check the source and Ray before the gallery is opened: a bad call creates no gallery
         items = read_source(source)
         if use_ray:
-            require_ray()
+            require_ray(ray_address)
     except FaceprintError as exc:
         fail(exc, json_out)
     with _open(ctx, create=True, json_out=json_out) as g:
