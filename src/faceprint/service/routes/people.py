@@ -26,7 +26,7 @@ FaceId = Path(..., ge=1, le=2**63 - 1, description="The face sample's id.")
 async def list_people(
     request: Request,
     limit: int = Query(1000, ge=1, le=10_000, description="People per page."),
-    offset: int = Query(0, ge=0, description="People to skip (by name order)."),
+    offset: int = Query(0, ge=0, le=2**63 - 1, description="People to skip (by name order)."),
 ) -> dict[str, Any]:
     """People enrolled, by name, with their number of face samples: a page of ``limit`` from ``offset``."""
     people, total = await run_in_threadpool(engine(request).people, limit, offset)
