@@ -109,12 +109,14 @@ def to_detections(
 class OnnxSingleShotDetector:
     """Base of the one-pass detectors: settings checks, lazy session, input checks, batching.
 
-    Subclasses set ``name`` and ``_batchable`` and implement ``_canvas`` (image -> Letterbox),
-    ``_blob`` (canvases (N, h, w, 3) uint8 -> network input) and ``_decode`` (one image's network
-    outputs and canvas (h, w) -> canvas boxes, scores, landmarks); ``_graph`` may rewrite the file.
+    Subclasses set ``name``, ``_batchable`` and ``_strides`` and implement ``_canvas`` (image ->
+    Letterbox), ``_blob`` (canvases (N, h, w, 3) uint8 -> network input), ``_level`` (one stride's
+    outputs -> its cells' boxes, scores, landmarks above the score threshold) and ``_nms``;
+    ``_graph`` may rewrite the file.
     """
 
     name = ""
+    _strides: tuple[int, ...] = (8, 16, 32)  # feature-map strides, in the graph's output order
     _batchable = False  # the graph takes N > 1 images in one pass
     _MAX_BATCH = 16  # images per forward pass in detect_batch: bounds activation memory
 
@@ -197,4 +199,27 @@ class OnnxSingleShotDetector:
     def _decode(
         self, outputs: list[np.ndarray], size: tuple[int, int]
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One image's outputs (per kind, one array per stride, in stride order) for a canvas of
+        ``size`` (h, w) -> boxes (n, 4) x1 y1 x2 y2, scores (n,), landmarks (n, 5, 2) in canvas px,
+        after NMS."""
+        n = len(self._strides)
+        found = [
+            self._level(outputs[i::n], stride, size) for i, stride in enumerate(self._strides)
+        ]
+        found = [f for f in found if len(f[1])]
+        if not found:
+            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32)
+        box, score, mark = (np.concatenate(part) for part in zip(*found))
+        kept = self._nms(box, score)
+        return box[kept], score[kept], mark[kept]
+
+    def _level(
+        self, outputs: list[np.ndarray], stride: int, size: tuple[int, int]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One stride's outputs (one array per kind, graph order) -> the boxes (k, 4), scores (k,)
+        and landmarks (k, 5, 2) in canvas px of its cells scoring at least ``score_threshold``."""
+        raise NotImplementedError
+
+    def _nms(self, boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        """Indices of the boxes kept, best first, by the original detector's own NMS."""
         raise NotImplementedError

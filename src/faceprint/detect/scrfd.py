@@ -32,7 +32,6 @@ from ._anchors import Letterbox, OnnxSingleShotDetector, grid_points, letterbox
 
 __all__ = ["SCRFDDetector"]
 
-_STRIDES = (8, 16, 32)
 _ANCHORS = 2  # anchors per feature-map cell (same centre, learned scales)
 
 
@@ -84,29 +83,19 @@ class SCRFDDetector(OnnxSingleShotDetector):
         blob = (canvases.astype(np.float32) - np.float32(127.5)) / np.float32(128.0)
         return np.ascontiguousarray(blob.transpose(0, 3, 1, 2))
 
-    def _decode(
-        self, outputs: list[np.ndarray], size: tuple[int, int]
+    def _level(
+        self, outputs: list[np.ndarray], stride: int, size: tuple[int, int]
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Outputs score, bbox, kps for strides 8/16/32 (graph order), each (cells * 2, C), for a
-        canvas of ``size`` (h, w) -> boxes (n, 4) x1 y1 x2 y2, scores (n,), landmarks (n, 5, 2)
-        in canvas px, after NMS."""
-        n = len(_STRIDES)
-        boxes, scores, marks = [], [], []
-        for i, stride in enumerate(_STRIDES):
-            score, dist, offsets = outputs[i][:, 0], outputs[i + n], outputs[i + 2 * n]
-            keep = np.nonzero(score >= self.score_threshold)[0]
-            if len(keep) == 0:
-                continue
-            centre = grid_points(size[0] // stride, size[1] // stride, stride, repeat=_ANCHORS)[keep]
-            dist = dist[keep] * np.float32(stride)
-            boxes.append(np.concatenate([centre - dist[:, :2], centre + dist[:, 2:]], axis=1))
-            marks.append(centre[:, None, :] + offsets[keep].reshape(-1, 5, 2) * np.float32(stride))
-            scores.append(score[keep])
-        if not scores:
-            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32)
-        box, score, mark = np.concatenate(boxes), np.concatenate(scores), np.concatenate(marks)
-        kept = _nms(box, score, self.nms_threshold)
-        return box[kept], score[kept], mark[kept]
+        # score, bbox distances, kps offsets: each (cells * 2, C), in units of the stride
+        score, dist, offsets = outputs[0][:, 0], outputs[1], outputs[2]
+        keep = np.nonzero(score >= self.score_threshold)[0]
+        centre = grid_points(size[0] // stride, size[1] // stride, stride, repeat=_ANCHORS)[keep]
+        dist = dist[keep] * np.float32(stride)
+        box = np.concatenate([centre - dist[:, :2], centre + dist[:, 2:]], axis=1)
+        return box, score[keep], centre[:, None, :] + offsets[keep].reshape(-1, 5, 2) * np.float32(stride)
+
+    def _nms(self, boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        return _nms(boxes, scores, self.nms_threshold)
 
 
 def _nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:

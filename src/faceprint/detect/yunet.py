@@ -35,7 +35,6 @@ from ._anchors import Letterbox, OnnxSingleShotDetector, grid_points, letterbox
 
 __all__ = ["YuNetDetector"]
 
-_STRIDES = (8, 16, 32)
 _DIVISOR = 32  # canvas sides are multiples of the coarsest stride (the FPN upsamples by 2 twice)
 
 
@@ -94,39 +93,29 @@ class YuNetDetector(OnnxSingleShotDetector):
         # RGB -> BGR, 0-255 unscaled: what blobFromImage(image) gives OpenCV's graph
         return np.ascontiguousarray(canvases[..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32)
 
-    def _decode(
-        self, outputs: list[np.ndarray], size: tuple[int, int]
+    def _level(
+        self, outputs: list[np.ndarray], stride: int, size: tuple[int, int]
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Outputs cls, obj, bbox, kps for strides 8/16/32 (graph order), each (cells, C), for a
-        canvas of ``size`` (h, w) -> boxes (n, 4) x1 y1 x2 y2, scores (n,), landmarks (n, 5, 2)
-        in canvas px, after NMS."""
-        n = len(_STRIDES)
-        boxes, scores, marks = [], [], []
-        for i, stride in enumerate(_STRIDES):
-            cls, obj, bbox, kps = (outputs[i + n * j] for j in range(4))
-            score = np.sqrt(np.clip(cls[:, 0], 0, 1) * np.clip(obj[:, 0], 0, 1))
-            keep = np.nonzero(score >= self.score_threshold)[0]
-            if len(keep) == 0:
-                continue
-            # (x, y) of each kept cell's top-left corner in canvas px: YuNet's anchor points
-            cell = grid_points(size[0] // stride, size[1] // stride, stride)[keep]
-            bbox, kps = bbox[keep], kps[keep]
-            centre = cell + bbox[:, :2] * stride
-            half = np.exp(bbox[:, 2:4]) * stride / 2
-            boxes.append(np.concatenate([centre - half, centre + half], axis=1))
-            marks.append(cell[:, None, :] + kps.reshape(-1, 5, 2) * stride)
-            scores.append(score[keep])
-        if not scores:
-            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32)
-        box, score, mark = np.concatenate(boxes), np.concatenate(scores), np.concatenate(marks)
+        # cls, obj, bbox, kps: each (cells, C); score = sqrt(cls * obj) as OpenCV computes it
+        cls, obj, bbox, kps = outputs
+        score = np.sqrt(np.clip(cls[:, 0], 0, 1) * np.clip(obj[:, 0], 0, 1))
+        keep = np.nonzero(score >= self.score_threshold)[0]
+        # (x, y) of each kept cell's top-left corner in canvas px: YuNet's anchor points
+        cell = grid_points(size[0] // stride, size[1] // stride, stride)[keep]
+        bbox, kps = bbox[keep], kps[keep]
+        centre = cell + bbox[:, :2] * stride
+        half = np.exp(bbox[:, 2:4]) * stride / 2
+        box = np.concatenate([centre - half, centre + half], axis=1)
+        return box, score[keep], cell[:, None, :] + kps.reshape(-1, 5, 2) * stride
+
+    def _nms(self, boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
         # OpenCV runs NMS on int Rect(x, y, w, h), truncated: done the same way so that the
         # same boxes survive
-        rects = np.concatenate([box[:, :2], box[:, 2:] - box[:, :2]], axis=1).astype(np.int32)
+        rects = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1).astype(np.int32)
         found = cv2.dnn.NMSBoxes(
-            rects.tolist(), score.tolist(), self.score_threshold, self.nms_threshold, top_k=self.top_k
+            rects.tolist(), scores.tolist(), self.score_threshold, self.nms_threshold, top_k=self.top_k
         )
-        kept = np.asarray(found, dtype=np.int64).reshape(-1)
-        return box[kept], score[kept], mark[kept]
+        return np.asarray(found, dtype=np.int64).reshape(-1)
 
 
 def _free_input_size(path: Path) -> Any:
