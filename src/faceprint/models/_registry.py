@@ -251,7 +251,7 @@ register_model(
         description="dlib's metric-learned ResNet-29 face descriptor (LFW 99.38% published)",
         arch="faceprint.models.dlib_resnet_torch:untrained_dlib_resnet",
         far_thresholds=_LFW_CALIBRATION["dlib-resnet-v1"],
-        figures={"lfw": "99.22 ± 0.27", "rank1": 93.97, "dir_1e-2": 48.8, "ms_per_face": "4.1 / 2.6"},
+        figures={"lfw": "99.22 ± 0.27", "rank1": 93.97, "dir_1e-2": 48.8, "ms_per_face": "4.0 / 2.6"},
     )
 )
 
@@ -332,7 +332,7 @@ register_model(
         threshold=0.64,  # LFW: mean of the 10 folds' best thresholds, 0.6396
         onnx="faceprint.models.onnx_zoo:sface_onnx",
         far_thresholds=_LFW_CALIBRATION["sface"],
-        figures={"lfw": "99.58 ± 0.29", "rank1": 99.05, "dir_1e-2": 97.2, "ms_per_face": "20.0 / 15.9"},
+        figures={"lfw": "99.58 ± 0.29", "rank1": 99.05, "dir_1e-2": 97.2, "ms_per_face": "20.3 / 16.4"},
         description="SFace MobileFaceNet trained with sigmoid-constrained hypersphere loss (OpenCV zoo)",
     )
 )
@@ -359,7 +359,7 @@ register_model(
         threshold=0.778,  # LFW: mean of the 10 folds' best thresholds, 0.7781
         onnx="faceprint.models.onnx_zoo:arcface_mbf_onnx",
         far_thresholds=_LFW_CALIBRATION["arcface-mbf"],
-        figures={"lfw": "99.65 ± 0.17", "rank1": 99.52, "dir_1e-2": 98.6, "ms_per_face": "14.4 / 10.0"},
+        figures={"lfw": "99.65 ± 0.17", "rank1": 99.52, "dir_1e-2": 98.6, "ms_per_face": "14.6 / 9.9"},
         description="ArcFace MobileFaceNet trained on WebFace600K (InsightFace buffalo_s); opt-in",
     )
 )
@@ -372,7 +372,7 @@ register_fusion(
     (("dlib-resnet-v1", 0.7732), ("sface", 0.2268)),
     threshold=0.682,  # LFW: mean of the 10 folds' best thresholds, 0.6821
     far_thresholds=_LFW_CALIBRATION["dlib-resnet-v1+sface"],
-    figures={"lfw": "99.60 ± 0.28", "rank1": 99.09, "dir_1e-2": 95.9, "ms_per_face": "25.1 / 19.0"},
+    figures={"lfw": "99.60 ± 0.28", "rank1": 99.09, "dir_1e-2": 95.9, "ms_per_face": "25.4 / 19.1"},
     description="dlib's ResNet and SFace fused on YuNet landmarks: both commercially usable",
     detector="yunet",
     flip=False,
