@@ -28,14 +28,17 @@ def test_detect_json_shape_and_error_entries(data_dir: Path) -> None:
     assert ok["image"].endswith("two_people.jpg") and len(ok["faces"]) == 2
     face = ok["faces"][0]
     assert len(face["box"]) == 4 and face["box"][2] > 0 and face["box"][3] > 0
-    assert 0.8 <= face["score"] <= 1.0 and np.shape(face["landmarks"]) == (5, 2)
+    assert 0.8 <= face["score"] <= 1.0 and np.shape(face["landmarks"]) == (5, 2) and 0.5 < face["quality"] <= 1.0
     assert bad["image"].endswith("empty.png") and "empty.png" in bad["error"]
 
 def test_verify_json(data_dir: Path) -> None:
     a = data_dir / LFW / "Colin_Powell" / "Colin_Powell_0001.jpg"
     b = data_dir / LFW / "Colin_Powell" / "Colin_Powell_0002.jpg"
     code, out = run("verify", str(a), str(b), "--json")
-    assert code == 0 and set(out) == {"distance", "threshold", "same", "far", "model", "metric"} and out["same"] is True
+    assert code == 0 and out["same"] is True and out["decision"] == "same" and out["too_poor"] is False
+    assert set(out) == {"distance", "threshold", "same", "far", "model", "metric", "decision", "too_poor", "quality",
+                        "min_quality"}
+    assert out["quality"] >= out["min_quality"]
 
 def test_verify_no_face_is_a_clear_error(data_dir: Path) -> None:
     code, out = run("verify", str(data_dir / "misc" / "blank_white.png"), str(data_dir / "misc" / "obama.jpg"), "--json")
@@ -53,7 +56,8 @@ def test_identify_happy_house_style_folder(data_dir: Path, tmp_path: Path) -> No
     )
     assert code == 0
     assert [r["faces"][0]["identity"] for r in out] == ["younes", "benoit"]
-    assert all(set(f) == {"box", "identity", "distance"} for r in out for f in r["faces"])
+    assert all(set(f) == {"box", "identity", "distance", "decision", "too_poor", "quality"} for r in out for f in r["faces"])
+    assert [r["faces"][0]["decision"] for r in out] == ["match", "match"]
     assert sorted(p.name for p in (tmp_path / "ann").iterdir()) == ["camera_0.png", "camera_2.png"]
 
 def test_unknown_detector_lists_choices(data_dir: Path) -> None:

@@ -15,6 +15,7 @@ __all__ = [
     "distances",
     "identify_embeddings",
     "open_set",
+    "quality_floor",
     "paired_distances",
     "rank_people",
     "verify_embeddings",
@@ -61,11 +62,25 @@ def paired_distances(a: np.ndarray, b: np.ndarray, metric: str = "euclidean") ->
 
 
 def verify_embeddings(
-    a: np.ndarray, b: np.ndarray, threshold: float, metric: str = "euclidean"
+    a: np.ndarray,
+    b: np.ndarray,
+    threshold: float,
+    metric: str = "euclidean",
+    *,
+    quality: float | None = None,
+    min_quality: float = 0.0,
 ) -> Verification:
-    """Same person when the distance between two (D,) descriptors is at most the threshold."""
+    """Same person when the distance between two (D,) descriptors is at most the threshold.
+
+    quality: the worse of the two faces' qualities; below ``min_quality`` the answer is "too
+    poor to decide" (``too_poor`` True, ``same`` False) whatever the distance.
+    """
     d = float(paired_distances(a, b, metric)[0])
-    return Verification(distance=d, threshold=float(threshold), same=d <= threshold)
+    poor = quality is not None and quality < min_quality
+    q = None if quality is None else float(quality)
+    return Verification(
+        distance=d, threshold=float(threshold), same=d <= threshold and not poor, quality=q, too_poor=poor
+    )
 
 
 @dataclass(frozen=True)
@@ -136,6 +151,16 @@ def open_set(ranked: list[Match], threshold: float) -> list[Match]:
     if ranked[0].distance > threshold:
         return [Match(None, ranked[0].distance), *ranked[1:]]
     return ranked
+
+
+def quality_floor(ranked: list[Match], quality: float | None, min_quality: float) -> list[Match]:
+    """One face's ranked matches with the quality floor applied: below it, the first entry (the
+    decision) becomes "too poor to decide" (identity None, ``too_poor`` True); the rest stay as
+    candidates for display."""
+    if quality is None or quality >= min_quality:
+        return ranked
+    first = ranked[0] if ranked else Match(None, float("inf"))
+    return [Match(None, first.distance, too_poor=True), *ranked[1:]]
 
 
 def rank_people(distances_: np.ndarray, people: Sequence[str], threshold: float, top_k: int = 1) -> list[Match]:

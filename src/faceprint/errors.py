@@ -7,6 +7,7 @@ exception a Python user would expect, so ``except ValueError`` keeps working::
     ├── InvalidImageError (ValueError)        input is not a readable image
     │   └── ImageTooLargeError                more pixels than the configured limit
     ├── NoFaceError (ValueError)              an image that must hold a face holds none
+    ├── LowQualityError (ValueError)          a face too poor (blurred, tiny, dark, turned) to enrol
     ├── ModelError (RuntimeError)             weights missing, corrupt, or of the wrong kind
     │   ├── WeightsNotFoundError (FileNotFoundError)
     │   └── LicenceNotAcceptedError (PermissionError)   non-commercial weights used without opting in
@@ -32,6 +33,7 @@ __all__ = [
     "ImageTooLargeError",
     "InvalidImageError",
     "LicenceNotAcceptedError",
+    "LowQualityError",
     "ModelError",
     "ModelMismatchError",
     "NoFaceError",
@@ -58,6 +60,27 @@ class ImageTooLargeError(InvalidImageError):
 
 class NoFaceError(FaceprintError, ValueError):
     """An operation that needs a face found none in the image."""
+
+
+class LowQualityError(FaceprintError, ValueError):
+    """A face's quality (:mod:`faceprint.quality`) is below the floor set for enrolment.
+
+    quality: the face's score; floor: the floor it missed. Both are also in the message.
+    """
+
+    def __init__(self, message: str, quality: float = float("nan"), floor: float = float("nan")) -> None:
+        super().__init__(message)
+        self.quality, self.floor = quality, floor
+
+    @classmethod
+    def of(cls, quality: float, floor: float, where: str = "the photo") -> LowQualityError:
+        return cls(
+            f"the face in {where} is too poor to enrol: quality {quality:.2f} is below the floor {floor:.2f}; "
+            "use a sharper, larger, well-lit, frontal photo (or lower the floor: --min-quality, "
+            "FACEPRINT_MIN_QUALITY)",
+            quality,
+            floor,
+        )
 
 
 class ModelError(FaceprintError, RuntimeError):
@@ -136,6 +159,17 @@ class StorageError(GalleryError, OSError):
             if not full and not any(m in text for m in cls._SQLITE_UNAVAILABLE):
                 return None
             what = str(exc)
+        elif isinstance(getattr(exc, "sqlstate", None), str) or _is_pg_connection_error(exc):
+            # PostgreSQL (psycopg): by SQLSTATE. 53100 disk_full; the rest of class 53 (memory,
+            # connections), 08 (connection lost), 57 (server shutting down), 25006 (read-only
+            # server, e.g. a standby) and 55P03 (lock timeout) are the operator's to fix too.
+            state = getattr(exc, "sqlstate", None) or "08000"
+            full = state == "53100"
+            if not full and state[:2] not in ("08", "53", "57") and state not in ("25006", "55P03"):
+                return None
+            what = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            if state == "55P03":
+                what = f"{what}: locked"
         elif isinstance(exc, OSError) and not isinstance(exc, FaceprintError):
             full = exc.errno in cls._ERRNO_FULL
             if not full and exc.errno not in cls._ERRNO_UNAVAILABLE:
@@ -154,6 +188,11 @@ class StorageError(GalleryError, OSError):
             f"the gallery's storage cannot be written ({what}); nothing was saved. Check that the gallery's "
             "folder, file and photo folder are writable and that the disk is healthy and has space, then retry"
         )
+
+
+def _is_pg_connection_error(exc: BaseException) -> bool:
+    """psycopg's OperationalError without a SQLSTATE: the server went away mid-statement."""
+    return type(exc).__name__ == "OperationalError" and type(exc).__module__.startswith("psycopg")
 
 
 class StorageFullError(StorageError):

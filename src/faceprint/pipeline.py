@@ -13,12 +13,13 @@ from typing import Literal
 import numpy as np
 
 from . import align
-from .decide import KnownFaces, identify_embeddings, verify_embeddings
+from .decide import KnownFaces, identify_embeddings, quality_floor, verify_embeddings
 from .detect import Detector, detector_weights, get_detector, list_detectors
 from .embed import make_embedder
-from .errors import FaceprintError, InvalidImageError, NoFaceError
+from .errors import FaceprintError, InvalidImageError, LowQualityError, NoFaceError
 from .imageio import DEFAULT_MAX_PIXELS, ImageSource, describe_source, load_image
 from .models import DEFAULT_MODEL, ModelSpec, get_model_spec
+from .quality import DEFAULT_MIN_QUALITY, assess
 from .shape_predictor import ShapePredictor
 from .types import Detection, Embedding, Face, FaceChip, Match, Verification
 
@@ -48,7 +49,10 @@ class FacePipeline:
     """Detection, alignment and embedding with one model's preprocessing contract.
 
     detector: registered detector name ("mtcnn", "yunet", "mmod", "haar", ...) or an instance;
-        None: the model's own (``ModelSpec.detector``, the one its threshold was calibrated with).
+        None: the model's own (``ModelSpec.detector``, the one its threshold was calibrated with)
+        with the rotation search ("<name>-upright"): photos where it finds no face are searched
+        again turned by 90, 180 and 270 degrees, so sideways photos work and upright ones cost
+        nothing more (benchmarks/bench_rotation.py).
     model: registered embedding model name or spec; weights: explicit weights file.
     landmarks: "detector" aligns on the detector's own 5 points (MTCNN's eye centres, nose and
         mouth corners mapped through dlib's mean face); "sp5" runs dlib's 5-point shape predictor
@@ -62,6 +66,9 @@ class FacePipeline:
     jitter: also average over this many perturbed copies of each chip (dlib's ``num_jitters``);
         each costs one more network pass per face.
     accept_licence: names of non-commercial licences accepted for opt-in models (``arcface-mbf``).
+    min_quality: the quality floor (:mod:`faceprint.quality`): enrolment refuses faces below it
+        (:class:`LowQualityError`) and verify/identify answer "too poor to decide" for them.
+        None: ``quality.DEFAULT_MIN_QUALITY``; 0 turns the floor off.
     """
 
     def __init__(
@@ -77,11 +84,18 @@ class FacePipeline:
         batch_size: int = 32,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
         accept_licence: str | Iterable[str] | None = None,
+        min_quality: float | None = None,
     ) -> None:
         if landmarks not in ("sp5", "detector"):
             raise ValueError(f"landmarks must be 'detector' or 'sp5', got {landmarks!r}")
+        min_quality = DEFAULT_MIN_QUALITY if min_quality is None else float(min_quality)
+        if not 0.0 <= min_quality <= 1.0:
+            raise ValueError(f"min_quality must be between 0 and 1, got {min_quality}")
+        self.min_quality = min_quality
         spec = model if isinstance(model, ModelSpec) else get_model_spec(model)
-        detector = spec.detector if detector is None else detector
+        # the search for turned photos runs only where the detector finds nothing, so the model's
+        # detector keeps its calibration on every photo where it finds a face
+        detector = f"{spec.detector}-upright" if detector is None else detector
         flip = spec.flip if flip is None else flip
         if isinstance(detector, str):
             base = detector.removesuffix("-upright")
@@ -105,7 +119,7 @@ class FacePipeline:
         det = self.detector
         det_params = {
             k: v
-            for k, v in sorted(vars(det).items())
+            for k, v in sorted(vars(getattr(det, "inner", det)).items())  # an UprightSearch: its detector's
             if not k.startswith("_") and _plain(v)
         }
         return {
@@ -168,13 +182,18 @@ class FacePipeline:
             return np.asarray(det.landmarks, dtype=np.float64)
         return align.dlib5_to_mtcnn(self.shape_predictor.predict(image, align.dlib_rect(det)).astype(np.float64))
 
+    def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:
+        """The faces of each (H, W, 3) uint8 image, each detection with its ``quality`` measured."""
+        images = list(images)
+        return [assess(image, dets) for image, dets in zip(images, self.detector.detect_batch(images))]
+
     # -- batched path ---------------------------------------------------------------------------
     def faces_batch(self, images: Sequence[np.ndarray], keep_chips: bool = False) -> list[list[Face]]:
-        """All faces of each (H, W, 3) uint8 image: detections, chips and descriptors.
+        """All faces of each (H, W, 3) uint8 image: detections (with quality), chips and descriptors.
 
         Chips of all images go through the network together, so batching pays off across images.
         """
-        per_image = self.detector.detect_batch(list(images))
+        per_image = self.detect_batch(images)
         members: list[list[FaceChip]] = [[] for _ in self.embedder.member_specs]
         owners: list[tuple[int, Detection]] = []
         for i, (image, dets) in enumerate(zip(images, per_image)):
@@ -206,10 +225,15 @@ class FacePipeline:
 
     # -- decisions ------------------------------------------------------------------------------
     def verify(self, a: ImageSource, b: ImageSource, threshold: float | None = None) -> Verification:
-        """1:1: are the (central) faces of two images the same person?"""
+        """1:1: are the (central) faces of two images the same person? "Too poor to decide"
+        (``too_poor``) when the worse face's quality is below ``min_quality``."""
         fa, fb = self.face(a), self.face(b)
         thr = self.spec.threshold if threshold is None else threshold
-        return verify_embeddings(fa.embedding.vector, fb.embedding.vector, thr, self.spec.metric)
+        quality = min(_quality(fa), _quality(fb))
+        return verify_embeddings(
+            fa.embedding.vector, fb.embedding.vector, thr, self.spec.metric,
+            quality=quality, min_quality=self.min_quality,
+        )
 
     def known_faces(self, root: str | Path, on_error: str = "raise") -> KnownFaces:
         """Enrol a folder: one sub-folder per person, or one photo per person named after them."""
@@ -220,8 +244,9 @@ class FacePipeline:
     ) -> KnownFaces:
         """Enrol (person, photo) pairs; a photo with several faces gives its most central one.
 
-        on_error="skip" passes over unreadable or faceless files instead of raising; their paths
-        are kept in ``self.skipped`` with the reason.
+        A face below ``min_quality`` is refused (:class:`LowQualityError`). on_error="skip" passes
+        over unreadable, faceless or too poor files instead of raising; their paths are kept in
+        ``self.skipped`` with the reason.
         """
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
@@ -247,6 +272,12 @@ class FacePipeline:
                     self.skipped.append((str(path), str(exc)))
                     continue
                 k = select_face([f.detection for f in faces], image.shape, "center")
+                if _quality(faces[k]) < self.min_quality:
+                    low = LowQualityError.of(_quality(faces[k]), self.min_quality, str(path))
+                    if on_error == "raise":
+                        raise low
+                    self.skipped.append((str(path), str(low)))
+                    continue
                 pairs.append((name, faces[k].embedding.vector))
                 sources.append(str(path))
         known = KnownFaces.from_pairs(pairs, model_id=self.spec.name)
@@ -255,7 +286,8 @@ class FacePipeline:
     def identify(
         self, source: ImageSource, known: KnownFaces, threshold: float | None = None, top_k: int = 1
     ) -> list[tuple[Face, list[Match]]]:
-        """1:K for every face in the image: ranked matches, the first None when unknown."""
+        """1:K for every face in the image: ranked matches, the first None when unknown (or
+        ``too_poor`` when the face's quality is below ``min_quality``)."""
         if known.model_id and known.model_id != self.spec.name:
             raise FaceprintError(
                 f"known faces were made with model {known.model_id!r}, this pipeline uses "
@@ -265,7 +297,14 @@ class FacePipeline:
         thr = self.spec.threshold if threshold is None else threshold
         vectors = np.stack([f.embedding.vector for f in faces]) if faces else np.zeros((0, 1), np.float32)
         ranked = identify_embeddings(vectors, known, thr, self.spec.metric, top_k=top_k)
+        ranked = [quality_floor(r, _quality(f), self.min_quality) for f, r in zip(faces, ranked)]
         return list(zip(faces, ranked))
+
+
+def _quality(face: Face) -> float:
+    """A face's quality; one made outside the pipeline (no quality measured) passes every floor."""
+    q = face.detection.quality
+    return 1.0 if q is None else float(q)
 
 
 def _plain(value: object) -> bool:

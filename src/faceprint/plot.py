@@ -6,7 +6,8 @@ are drawn on the Agg canvas directly (no pyplot, no global figure state, safe in
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from .decide import distances
 from .errors import FaceprintError
 from .types import Verification
 
-__all__ = ["embedding_map", "plot_distance_matrix", "plot_embedding_map", "plot_pair"]
+__all__ = ["embedding_map", "plot_degradation_curves", "plot_distance_matrix", "plot_embedding_map", "plot_pair"]
 
 MAP_METHODS = ("tsne", "pca", "umap")
 
@@ -184,4 +185,60 @@ def plot_pair(
     fig.suptitle(f"{verdict}: distance {v.distance:.3f} (threshold {v.threshold:g})", fontsize=12,
                  color="tab:green" if v.same else "tab:red")
     fig.subplots_adjust(left=0.02, right=0.98, bottom=0.03, top=0.82, wspace=0.05)
+    return _save(fig, out)
+
+
+_DEGRADED = re.compile(r"^(jpeg|px)(\d+)$")
+
+
+def _curve(values: Mapping[str, float | None], kind: str) -> tuple[list[int], list[float]]:
+    """(x, y) of the "jpeg<quality>" or "px<pixels>" entries of ``values``, x ascending."""
+    pts = sorted(
+        (int(m.group(2)), float(v))
+        for k, v in values.items()
+        if v is not None and (m := _DEGRADED.match(k)) and m.group(1) == kind
+    )
+    return [x for x, _ in pts], [v for _, v in pts]
+
+
+def plot_degradation_curves(
+    measured: Mapping[str, float | None],
+    out: str | Path,
+    *,
+    reference: Mapping[str, float] | None = None,
+    label: str = "faceprint (LFW)",
+    reference_label: str = "FaceNet, Table 4 (own hold-out set)",
+    ylabel: str = "VAL at FAR = 1e-3 (%)",
+) -> Path:
+    """Two panels: a rate against JPEG quality and against face pixels (log scale); write a PNG.
+
+    measured / reference: {condition name: fraction}, names "jpeg<quality>" and "px<pixels>"
+    (:mod:`faceprint.degrade`); other names ("clean", "all degraded") are drawn as a dotted
+    horizontal line when they are "clean", else ignored.
+    """
+    fig = _figure(10, 4.2)
+    for k, (kind, xlabel) in enumerate((("jpeg", "JPEG quality"), ("px", "pixels of the face box"))):
+        ax = fig.add_subplot(1, 2, k + 1)
+        ticks: set[int] = set()
+        for values, name, style, colour in (
+            (measured, label, "o-", "tab:blue"), (reference or {}, reference_label, "s--", "tab:orange")
+        ):  # fmt: skip
+            x, y = _curve(values, kind)
+            ticks.update(x)
+            if x:
+                ax.plot(x, [100 * v for v in y], style, color=colour, label=name)
+        clean = measured.get("clean")
+        if clean is not None:
+            ax.axhline(100 * float(clean), color="gray", ls=":", label="faceprint, clean photos")
+        if kind == "px":
+            ax.set_xscale("log")
+            ax.minorticks_off()
+            ax.set_xticks(sorted(ticks), [f"{round(t ** 0.5)}²" if round(t**0.5) ** 2 == t else str(t) for t in sorted(ticks)])
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_ylim(0, 102)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")
+    fig.suptitle("Verification on degraded photos")
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.9, wspace=0.22)
     return _save(fig, out)

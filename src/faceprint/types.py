@@ -21,12 +21,16 @@ class Detection:
     landmarks: (5, 2) float64 array of (x, y) in the MTCNN/ArcFace order: image-left eye centre,
         image-right eye centre, nose tip, image-left mouth corner, image-right mouth corner; or None
         when the detector gives no landmarks (Haar, MMOD); the pipeline fills them in then.
+    quality: the face's quality in [0, 1], the predicted chance that it is recognised correctly
+        (:mod:`faceprint.quality`); None as a detector returns it, set by the pipeline, which
+        measures it on the image right after detection.
     """
 
     box: tuple[float, float, float, float]
     score: float
     landmarks: np.ndarray | None = field(default=None, compare=False)
     detector: str = ""
+    quality: float | None = field(default=None, compare=False)
 
     @property
     def width(self) -> float:
@@ -39,11 +43,6 @@ class Detection:
     @property
     def center(self) -> tuple[float, float]:
         return ((self.box[0] + self.box[2]) / 2.0, (self.box[1] + self.box[3]) / 2.0)
-
-    @property
-    def quality(self) -> float:
-        """A rough usability score in [0, 1]: detector confidence, scaled down for faces under 100 px."""
-        return float(min(max(self.score, 0.0), 1.0) * min(1.0, min(self.width, self.height) / 100.0))
 
     def ltwh(self) -> list[float]:
         """The box as [left, top, width, height] (the CLI/JSON convention)."""
@@ -73,19 +72,40 @@ class Embedding:
 
 @dataclass(frozen=True)
 class Match:
-    """The outcome of comparing one face to the known people: identity is None for "unknown"."""
+    """The outcome of comparing one face to the known people: identity is None for "unknown".
+
+    too_poor: the face's quality is below the floor, so no decision is made (identity None, but
+    not "unknown": the face may well be someone known). ``decision`` names the three cases.
+    """
 
     identity: str | None
     distance: float
+    too_poor: bool = False
+
+    @property
+    def decision(self) -> str:
+        """One of "match", "unknown" and "too_poor"."""
+        return "too_poor" if self.too_poor else "unknown" if self.identity is None else "match"
 
 
 @dataclass(frozen=True)
 class Verification:
-    """A 1:1 decision: distance, the threshold used and whether that means the same person."""
+    """A 1:1 decision: distance, the threshold used and whether that means the same person.
+
+    quality: the worse face's quality, when known; too_poor: it is below the floor, so no decision
+    is made (``same`` is then False, and means "not decided", not "different people").
+    """
 
     distance: float
     threshold: float
     same: bool
+    quality: float | None = None
+    too_poor: bool = False
+
+    @property
+    def decision(self) -> str:
+        """One of "same", "different" and "too_poor"."""
+        return "too_poor" if self.too_poor else "same" if self.same else "different"
 
 
 @dataclass(frozen=True)

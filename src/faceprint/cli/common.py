@@ -39,6 +39,22 @@ FarOpt = typer.Option(
     None, "--far", min=0.0, max=0.5,
     help="Decide at this false-accept rate (e.g. 1e-3) through the model's calibration, instead of a distance threshold.",
 )  # fmt: skip
+MinQualityOpt = typer.Option(
+    None, "--min-quality", min=0.0, max=1.0, envvar="FACEPRINT_MIN_QUALITY",
+    help="Face-quality floor, 0-1: faces below it are not enrolled, and answered 'too poor to decide' "
+    "instead of a decision (default: faceprint.quality.DEFAULT_MIN_QUALITY; 0: off).",
+)  # fmt: skip
+# The greeting (faceprint watch, faceprint serve's streams)
+GreetOpt = typer.Option(False, "--greet", help="Say 'Welcome NAME' once per arrival (espeak-ng if installed, else printed).")
+GreetTemplateOpt = typer.Option(
+    "Welcome {name}, have a nice day!", "--greet-template", help="The greeting, with {name} for the person."
+)
+GreetToOpt = typer.Option(
+    None, "--greet-to", metavar="FILE.wav",
+    help="Write each greeting as a WAV file instead of playing it: FILE-0001.wav, FILE-0002.wav, ... "
+    "(numbered on after those already there); implies --greet; needs espeak-ng.",
+)  # fmt: skip
+CooldownOpt = typer.Option(60.0, "--cooldown", min=0.0, help="Seconds before greeting the same person again.")
 WeightsOpt = typer.Option(None, "--weights", help="The model's weights file/folder, for models downloaded on first use (offline machines).")
 JsonOpt = typer.Option(False, "--json", help="Print JSON on stdout (stable shapes).")
 ThreadsOpt = typer.Option(None, "--threads", help="CPU threads for the networks (default: one per core).")
@@ -97,6 +113,7 @@ def identify_images(pipe, images, known_faces, threshold, annotate) -> tuple[lis
     """
     results: list[dict[str, Any]] = []
     failed = False
+    floor = getattr(pipe, "min_quality", 0.0)
     # the threshold each answer used, in the JSON: the given one, else the gallery's, else the model's
     used = threshold if threshold is not None else getattr(pipe, "threshold", None) or pipe.spec.threshold
     for path in images:
@@ -110,16 +127,29 @@ def identify_images(pipe, images, known_faces, threshold, annotate) -> tuple[lis
             results.append({"image": str(path), "error": str(exc)})
             continue
         faces = [
-            {"box": _round(face.detection.ltwh()), "identity": ranked[0].identity, "distance": round(ranked[0].distance, 6)}
+            {"box": _round(face.detection.ltwh()), "identity": ranked[0].identity,
+             "distance": round(ranked[0].distance, 6), "decision": ranked[0].decision,
+             "too_poor": ranked[0].too_poor, "quality": _quality(face.detection)}
             for face, ranked in matches
         ]
-        results.append({"image": str(path), "threshold": round(float(used), 6), "faces": faces})
+        results.append(
+            {"image": str(path), "threshold": round(float(used), 6), "min_quality": floor, "faces": faces}
+        )
         if annotate is not None:
             from ..draw import annotate_image
 
-            labels = [(f.detection.box, r[0].identity or "unknown", r[0].distance) for f, r in matches]
+            labels = [(f.detection.box, _label(r[0]), r[0].distance) for f, r in matches]
             annotate_image(pipe.load(path), labels, Path(annotate) / f"{Path(path).stem}.png")
     return results, failed
+
+
+def _quality(det: Any) -> float | None:
+    return None if det.quality is None else round(float(det.quality), 4)
+
+
+def _label(match: Any) -> str:
+    names = {"too_poor": "too poor to decide", "unknown": "unknown"}
+    return names.get(match.decision, match.identity or "unknown")
 
 
 def print_identities(results: list[dict[str, Any]]) -> None:
@@ -132,7 +162,8 @@ def print_identities(results: list[dict[str, Any]]) -> None:
             table.add_row(name, "-", "[yellow]no face", "-")
         for f in r.get("faces", []):
             box = "[" + ", ".join(f"{v:.0f}" for v in f["box"]) + "]"
-            table.add_row(name, box, f["identity"] or "unknown", f"{f['distance']:.3f}")
+            who = "too poor to decide" if f.get("too_poor") else f["identity"] or "unknown"
+            table.add_row(name, box, who, f"{f['distance']:.3f}")
     Console().print(table)
 
 

@@ -66,7 +66,8 @@ def get_detector(name: str, **kwargs: Any) -> Detector:
     ``threads`` is passed on to detectors that take it and dropped for the others.
 
     Any name with the suffix "-upright" (e.g. "mtcnn-upright") also searches images where no
-    face is found at 90, 180 and 270 degrees (:class:`faceprint.detect.upright.UprightSearch`).
+    face, or only doubtful ones, are found at 90, 180 and 270 degrees
+    (:class:`faceprint.detect.upright.UprightSearch`); the default pipeline's detector is one.
     """
     if name.endswith("-upright") and name not in _DETECTORS:
         from .upright import UprightSearch

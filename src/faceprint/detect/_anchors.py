@@ -9,7 +9,7 @@ pixel edges by one multiplication per axis (x * W / w', y * H / h'), with no off
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -171,10 +171,16 @@ class OnnxSingleShotDetector:
             check_pixels(im, f"{type(self).__name__}, image {i}", gray="expand")
             for i, im in enumerate(images)
         ]
+        return self._detect_checked(checked, self._canvas)
+
+    def _detect_checked(
+        self, checked: Sequence[np.ndarray], canvas: Callable[[np.ndarray], Letterbox]
+    ) -> list[list[Detection]]:
+        """Detections of checked images, each put on its canvas by ``canvas``."""
         if not checked:
             return []
         net = self._session()
-        boxes = [self._canvas(image) for image in checked]
+        boxes = [canvas(image) for image in checked]
         step = self._MAX_BATCH if self._batchable else 1
         results: list[list[Detection]] = []
         for start in range(0, len(boxes), step):

