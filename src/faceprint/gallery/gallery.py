@@ -21,20 +21,22 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
 from .._resources import sha256_file
-from ..decide import rank_people
-from ..errors import FaceprintError, GalleryError, ModelMismatchError, StorageError
+from ..decide import quality_floor, rank_people
+from ..errors import FaceprintError, GalleryError, LowQualityError, ModelMismatchError, StorageError
 from ..imageio import ImageSource
 from ..models import DEFAULT_MODEL, ModelSpec, get_model_spec
 from ..pipeline import FacePipeline, iter_known_dir, select_face
+from ..quality import DEFAULT_MIN_QUALITY
 from ..types import Face, Match
 from .index import EXACT_MAX, ExactIndex, IVFIndex, load_index, make_index, save_index
-from .store import NewSample, Sample, check_name, is_url, open_store
+from .store import NewSample, Sample, Sighting, check_name, is_url, open_store, unix_time
 
 __all__ = ["EXPORT_FORMAT", "EnrolReport", "EnrolResult", "Gallery", "read_export"]
 
@@ -91,6 +93,8 @@ class Gallery:
         ``detector``, the gallery's model and ``threads``); its model must match too.
     index: "auto" (exact below 20k faces, faiss IVF above), "exact" or "ivf".
     timeout: seconds to wait for another process's write before giving up.
+    min_quality: the quality floor of enrolment (refused below it) and identification ("too poor
+        to decide" below it); None: the pipeline's (``quality.DEFAULT_MIN_QUALITY`` by default).
 
     One Gallery object is for one thread at a time (its SQLite connection and in-memory index
     are not locked): open one per thread, or guard a shared one with a lock as the HTTP
@@ -108,6 +112,7 @@ class Gallery:
         index: str = "auto",
         create: bool = True,
         timeout: float = 60.0,
+        min_quality: float | None = None,
     ) -> None:
         if index not in ("auto", "exact", "ivf"):
             raise ValueError(f"index must be 'auto', 'exact' or 'ivf', got {index!r}")
@@ -146,6 +151,9 @@ class Gallery:
             raise
         self._pipeline = pipeline
         self._detector, self._threads = detector, threads
+        if min_quality is not None and not 0.0 <= min_quality <= 1.0:
+            raise ValueError(f"min_quality must be between 0 and 1, got {min_quality}")
+        self._min_quality = min_quality
         self.index_kind = index
         self._index: ExactIndex | IVFIndex | None = None
         self._gen = -1  # store generation the index and owner arrays reflect
@@ -179,8 +187,17 @@ class Gallery:
     @property
     def pipeline(self) -> FacePipeline:
         if self._pipeline is None:
-            self._pipeline = FacePipeline(detector=self._detector, model=self.spec, threads=self._threads)
+            self._pipeline = FacePipeline(
+                detector=self._detector, model=self.spec, threads=self._threads, min_quality=self._min_quality
+            )
         return self._pipeline
+
+    @property
+    def min_quality(self) -> float:
+        """The quality floor: the one given, else the pipeline's (the default when none is built yet)."""
+        if self._min_quality is not None:
+            return self._min_quality
+        return self._pipeline.min_quality if self._pipeline is not None else DEFAULT_MIN_QUALITY
 
     @property
     def index_path(self) -> Path:
@@ -265,7 +282,8 @@ class Gallery:
 
         Each photo is committed in its own transaction *before* ``on_result`` hears of it, so a
         killed process loses only photos it had not reported. Photos whose content (sha256) is
-        already enrolled are "duplicate"; unreadable or faceless ones "failed"; neither stops the run.
+        already enrolled are "duplicate"; unreadable or faceless ones, and faces below the quality
+        floor (``min_quality``, the message says so), "failed"; neither stops the run.
         Detection and embedding run ``batch_size`` photos at a time.
         """
         report = EnrolReport()
@@ -300,6 +318,10 @@ class Gallery:
                     continue
                 face = faces[select_face([f.detection for f in faces], image.shape, "center")]
                 det = face.detection
+                if det.quality is not None and det.quality < self.min_quality:
+                    low = LowQualityError.of(det.quality, self.min_quality, src)
+                    done(EnrolResult(name, src, "failed", None, str(low)))
+                    continue
                 sid = self.store.add(
                     [
                         NewSample(
@@ -344,12 +366,15 @@ class Gallery:
         person_id: add to this person by stable id instead, checked inside the write transaction:
             UnknownPersonError if another process removed them, and a rename meanwhile is followed.
         Returns the new sample id, or None when a photo with this sha256 is already enrolled.
+        LowQualityError (nothing stored) when the face's quality is below ``min_quality``.
         """
         if face.embedding.model_id and face.embedding.model_id != self.spec.name:
             raise ModelMismatchError(
                 f"the face was embedded with {face.embedding.model_id!r}, this gallery holds {self.spec.name!r}"
             )
         det = face.detection
+        if det.quality is not None and det.quality < self.min_quality:
+            raise LowQualityError.of(det.quality, self.min_quality, "this photo")
         sample = NewSample(
             name, face.embedding.vector, source, sha256, det.box, det.landmarks, det.quality, person_id=person_id
         )
@@ -381,17 +406,17 @@ class Gallery:
         return len(gone)
 
     def remove(self, name: str) -> int:
-        """Remove a person and their samples; the number of samples removed."""
+        """Remove a person, their samples and sightings; the number of samples removed."""
         with self.store.write():
             gone = self.store.delete_person(self.store._require_person(name))
-        self._erase(gone)
+        self._erase(gone, person=True)
         return len(gone)
 
     def remove_person(self, person_id: int) -> list[Sample]:
-        """Remove a person by stable id, with their samples (returned); UnknownPersonError if gone."""
+        """Remove a person by stable id, with their samples (returned) and sightings; UnknownPersonError if gone."""
         with self.store.write():
             gone = self.store.delete_person(person_id)
-        self._erase(gone)
+        self._erase(gone, person=True)
         return gone
 
     def remove_sample(self, person_id: int, sample_id: int) -> Sample | None:
@@ -421,11 +446,14 @@ class Gallery:
         with self.store.write():
             self.store.set_meta("photos", str(Path(folder).resolve()))
 
-    def _erase(self, gone: Sequence[Sample]) -> None:
+    def _erase(self, gone: Sequence[Sample], *, person: bool = False) -> None:
         """After a deletion committed: the bytes of the removed people go from every file of the
         gallery: the database's own (SQLite: secure_delete zeroes them in the file; the WAL is
-        checkpointed and cut), the saved index (rewritten without them, or deleted) and kept photos."""
+        checkpointed and cut), the saved index (rewritten without them, or deleted) and kept photos.
+        person: a person was removed (their name and sightings), even one without samples."""
         if not gone:
+            if person:
+                self.store.forget()
             return
         self.store.forget()
         if self.path is not None and self.index_path.is_file():
@@ -443,6 +471,55 @@ class Gallery:
         """Move all of ``source``'s samples to ``target`` and drop ``source``; samples moved."""
         n = self.store.merge(source, target)
         self.store.forget()  # the merged-away person's row was deleted
+        return n
+
+    # -- sightings -------------------------------------------------------------------------------
+    def record_sightings(self, sightings: Iterable[Sighting]) -> int:
+        """Store sightings of enrolled people in one transaction; the number stored. Sightings of a
+        name that is not enrolled (any more) are dropped: a removed person's are not kept."""
+        items = list(sightings)
+        if not items:
+            return 0
+        with self.store.write():
+            return self.store.insert_sightings(items)
+
+    def sightings_page(
+        self,
+        *,
+        since: float | str | datetime | None = None,
+        person: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> tuple[list[Sighting], int]:
+        """Sightings at or after ``since`` (Unix seconds, datetime or ISO-8601; no zone: UTC), of
+        ``person`` (UnknownPersonError if not enrolled), newest first: up to ``limit`` from
+        ``offset``, and how many match in all."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise ValueError(f"limit must be a non-negative integer, got {limit!r}")
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise ValueError(f"offset must be a non-negative integer, got {offset!r}")
+        with self.store.read():
+            return self.store.sightings_page(
+                since=None if since is None else unix_time(since), person=person, limit=limit, offset=offset
+            )
+
+    def sightings(
+        self, *, since: float | str | datetime | None = None, person: str | None = None, limit: int = 100
+    ) -> list[Sighting]:
+        """Up to ``limit`` sightings at or after ``since``, of ``person`` or anyone, newest first
+        (:meth:`sightings_page` without the total)."""
+        return self.sightings_page(since=since, person=person, limit=limit)[0]
+
+    def purge_sightings(self, older_than_days: float, *, now: float | None = None) -> int:
+        """Remove sightings older than ``older_than_days`` days before ``now`` (default: the
+        current time); the number removed, whose bytes then leave the database's files too."""
+        if not (isinstance(older_than_days, (int, float)) and np.isfinite(older_than_days) and older_than_days >= 0):
+            raise ValueError(f"older_than_days must be a non-negative number of days, got {older_than_days!r}")
+        cutoff = (time.time() if now is None else float(now)) - float(older_than_days) * 86400.0
+        with self.store.write():
+            n = self.store.delete_sightings_before(cutoff)
+        if n:
+            self.store.forget()
         return n
 
     # -- search -----------------------------------------------------------------------------------
@@ -561,14 +638,16 @@ class Gallery:
     def identify(
         self, source: ImageSource, *, top_k: int = 1, threshold: float | None = None
     ) -> list[tuple[Face, list[Match]]]:
-        """Every face in a photo with its ranked matches (the first None when unknown)."""
+        """Every face in a photo with its ranked matches (the first None when unknown, or
+        ``too_poor`` when the face's quality is below ``min_quality``)."""
         faces = self.pipeline.faces(source)
         if not faces:
             return []
         ranked = self.identify_vectors(
             np.stack([f.embedding.vector for f in faces]), top_k=top_k, threshold=threshold
         )
-        return list(zip(faces, ranked))
+        floor = self.min_quality
+        return [(f, quality_floor(r, f.detection.quality, floor)) for f, r in zip(faces, ranked)]
 
     def load(self, source: ImageSource) -> np.ndarray:
         """Decode a photo with the gallery pipeline's limits (for drawing results on it)."""

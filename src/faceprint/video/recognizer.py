@@ -27,6 +27,7 @@ import numpy as np
 
 from ..detect import Detector
 from ..pipeline import FacePipeline
+from ..quality import assess
 from ..types import Detection, Match
 from .events import UNKNOWN, Event
 from .source import Frame
@@ -130,7 +131,10 @@ class VideoRecognizer:
             raise ValueError(f"detect_width must be at least 32 px or None, got {detect_width}")
         self.gallery = gallery
         self.pipeline = gallery.pipeline
-        self.detector = detector if detector is not None else self.pipeline.detector
+        # Camera frames are upright, and most have no face: the pipeline's search of turned photos
+        # (which runs where nothing is found) would only quadruple the cost of empty frames.
+        plain = getattr(self.pipeline.detector, "inner", self.pipeline.detector)
+        self.detector = detector if detector is not None else plain
         self.every, self.votes, self.recheck = every, votes, recheck
         self.detect_width, self.threshold, self.min_quality = detect_width, threshold, min_quality
         self.tracker = Tracker(min_hits=min_hits, max_age=max_age)
@@ -181,7 +185,11 @@ class VideoRecognizer:
 
     # -- stages -----------------------------------------------------------------------------------
     def _detect(self, image: np.ndarray) -> list[Detection]:
-        """Detections in full-frame pixels, found on a copy at most ``detect_width`` wide."""
+        """Detections in full-frame pixels, found on a copy at most ``detect_width`` wide, with
+        their quality measured on the full frame."""
+        return assess(image, self._find(image))
+
+    def _find(self, image: np.ndarray) -> list[Detection]:
         w = image.shape[1]
         if self.detect_width is None or w <= self.detect_width:
             return self.detector.detect(image)
@@ -207,7 +215,7 @@ class VideoRecognizer:
             st = self._votes(t)
             if st.decided and frame.time - st.last_sample < self.recheck:
                 continue
-            q = det.quality
+            q = det.quality if det.quality is not None else 0.0
             st.best_quality = max(st.best_quality, q)
             if q < self.min_quality * st.best_quality and st.passed_over < 2:
                 st.passed_over += 1  # a better view may come on the next detection round

@@ -73,7 +73,8 @@ function loadBitmap(blob) {
 
 function label(face) {
   const d = face.distance === null ? "" : ` ${face.distance.toFixed(2)}`;
-  return (face.unknown ? "unknown" : face.name) + d;
+  // too_poor: the face's quality is below the service's floor, so no decision was made
+  return (face.too_poor ? "too poor to decide" : face.unknown ? "unknown" : face.name) + d;
 }
 
 function drawPhoto(img, faces) {
@@ -88,7 +89,7 @@ function drawPhoto(img, faces) {
   ctx.lineWidth = 2 * unit;
   for (const face of faces) {
     const { left, top, width, height } = face.location;
-    const colour = face.unknown ? "#d00" : "#0a0";
+    const colour = face.too_poor ? "#b60" : face.unknown ? "#d00" : "#0a0";
     ctx.strokeStyle = colour;
     ctx.strokeRect(left, top, width, height);
     const text = label(face);
@@ -108,7 +109,7 @@ function listFaces(result) {
   ul.innerHTML = "";
   for (const face of result.face_list) {
     const li = document.createElement("li");
-    li.className = "result " + (face.unknown ? "unknown" : "known");
+    li.className = "result " + (face.too_poor ? "too-poor" : face.unknown ? "unknown" : "known");
     li.dataset.name = face.name || "";
     li.dataset.distance = face.distance === null ? "" : String(face.distance);
     const others = face.candidates.filter((c) => c.name !== face.name)
@@ -282,3 +283,291 @@ async function health() {
 }
 
 loadPeople();
+
+// --- live ----------------------------------------------------------------------------------------
+// The Live view: webcam frames go to the WebSocket /v1/live one at a time (the next one when the
+// answer to the last has come, so the server never queues), the answers' boxes are drawn over the
+// video, their events listed, and unknown faces can be enrolled from the frame they were seen in.
+const LIVE_WIDTH = 640;  // frames wider than this are scaled down before they are sent
+const live = {
+  ws: null, stream: null, running: false, ready: false,
+  canvas: document.createElement("canvas"),  // the frame in flight (crops for enrolment come from it)
+  pending: null,  // log entry of the frame in flight
+  times: [],  // when the latest answers came (fps)
+  crops: new Map(),  // unknown track -> canvas of its face
+  greeted: new Map(),  // name -> when they were welcomed
+};
+// What tests (and curious users, in the console) can read: one entry per answered frame
+// {frame, sent, answered (performance.now() ms), videoTime (the video's currentTime at capture),
+// ms (server), faces}, every event {kind, track, name, unknown, distance, time, at}, and greetings.
+window.faceprintLive = { log: [], events: [], spoken: [] };
+
+function liveSay(text, isError = false) {
+  const el = $("#live-status");
+  el.textContent = text;
+  el.classList.toggle("error", isError);
+}
+
+function showView() {
+  const isLive = location.hash === "#live";
+  $("#recognise").hidden = isLive;
+  $("#live").hidden = !isLive;
+  $("#view-photo").classList.toggle("active", !isLive);
+  $("#view-live").classList.toggle("active", isLive);
+  if (!isLive) stopLive();
+}
+
+async function startLive() {
+  if (live.running) return;
+  liveSay("Starting the camera...");
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: 640 }, height: { ideal: 480 } } });
+  } catch (e) {
+    liveSay(`No webcam: ${e.message}`, true);
+    return;
+  }
+  const video = $("#live-video");
+  video.srcObject = stream;
+  await video.play().catch(() => {});
+  while (video.videoWidth === 0) await new Promise((r) => setTimeout(r, 50));
+  live.stream = stream;
+  live.running = true;
+  live.ready = false;
+  live.times = [];
+  $("#live-start").disabled = true;
+  $("#live-stop").disabled = false;
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  const ws = new WebSocket(`${scheme}//${location.host}/v1/live`);
+  live.ws = ws;
+  // The key goes in the first message: browsers cannot set headers on a WebSocket, and a key in
+  // the URL would be written to logs.
+  ws.onopen = () => ws.send(JSON.stringify(keyInput.value ? { key: keyInput.value } : {}));
+  ws.onmessage = (e) => { if (live.ws === ws) onLiveMessage(JSON.parse(e.data)); };
+  ws.onclose = (e) => {
+    if (live.ws !== ws) return;
+    const why = live.error || e.reason;
+    stopLive();
+    liveSay(why ? `Live view stopped: ${why}` : "Live view stopped.", Boolean(why));
+  };
+  liveSay("Connecting...");
+}
+
+function stopLive() {
+  const ws = live.ws;
+  live.ws = null;
+  live.running = live.ready = false;
+  live.pending = null;
+  live.error = null;
+  if (ws && ws.readyState <= WebSocket.OPEN) ws.close(1000);
+  if (live.stream) live.stream.getTracks().forEach((t) => t.stop());
+  live.stream = null;
+  $("#live-video").srcObject = null;
+  const overlay = $("#live-overlay");
+  overlay.width = overlay.height = 0;
+  $("#live-start").disabled = false;
+  $("#live-stop").disabled = true;
+}
+
+function onLiveMessage(msg) {
+  if (msg.ready) {
+    live.ready = true;
+    liveSay(`Live: ${msg.model}, threshold ${msg.threshold}.`);
+    sendFrame();
+    return;
+  }
+  if (msg.error && msg.frame == null) {  // about the connection (a refused key) or a bad message
+    live.error = `${msg.error.message} (${msg.error.code})`;
+    liveSay(live.error, true);
+    return;
+  }
+  const entry = live.pending || {};
+  live.pending = null;
+  entry.frame = msg.frame;
+  entry.answered = performance.now();
+  if (msg.error) {
+    entry.error = msg.error.code;
+    liveSay(`Frame ${msg.frame}: ${msg.error.message}`, true);
+    record(entry);
+    sendFrame();
+    return;
+  }
+  entry.ms = msg.ms;
+  entry.faces = msg.faces;
+  record(entry);
+  keepCrops(msg.faces);  // from the frame of this answer, before the next one replaces it
+  const scale = live.canvas.width ? $("#live-video").videoWidth / live.canvas.width : 1;
+  sendFrame();
+  drawLive(msg.faces, scale);
+  for (const ev of msg.events) addLiveEvent(ev);
+  showFps(msg.ms);
+}
+
+function record(entry) {
+  const log = window.faceprintLive.log;
+  log.push(entry);
+  if (log.length > 5000) log.splice(0, 1000);  // a long session does not grow without end
+}
+
+function sendFrame() {
+  const ws = live.ws;
+  if (!live.running || !live.ready || !ws || ws.readyState !== WebSocket.OPEN) return;
+  const video = $("#live-video");
+  const w = Math.min(video.videoWidth, LIVE_WIDTH);
+  const h = Math.round((video.videoHeight * w) / video.videoWidth);
+  const c = live.canvas;
+  if (c.width !== w || c.height !== h) { c.width = w; c.height = h; }
+  c.getContext("2d").drawImage(video, 0, 0, w, h);
+  const entry = { sent: performance.now(), videoTime: video.currentTime };
+  c.toBlob((blob) => {
+    if (live.ws !== ws || !blob || ws.readyState !== WebSocket.OPEN) return;
+    live.pending = entry;
+    ws.send(blob);
+  }, "image/jpeg", 0.8);
+}
+
+function liveLabel(face) {
+  const d = face.distance === null ? "" : ` ${face.distance.toFixed(2)}`;
+  if (!face.decided) return "...";
+  return (face.unknown ? "unknown" : face.name) + d;
+}
+
+function drawLive(faces, scale) {
+  const video = $("#live-video");
+  const overlay = $("#live-overlay");
+  if (overlay.width !== video.videoWidth || overlay.height !== video.videoHeight) {
+    overlay.width = video.videoWidth;
+    overlay.height = video.videoHeight;
+  }
+  const ctx = overlay.getContext("2d");
+  ctx.clearRect(0, 0, overlay.width, overlay.height);
+  const unit = Math.max(1, Math.round(overlay.width / 400));
+  ctx.font = `${12 * unit}px system-ui, sans-serif`;
+  ctx.lineWidth = 2 * unit;
+  for (const face of faces) {
+    const [left, top, width, height] = face.box.map((v) => v * scale);
+    const colour = !face.decided ? "#888" : face.unknown ? "#d00" : "#0a0";
+    ctx.strokeStyle = colour;
+    ctx.strokeRect(left, top, width, height);
+    const text = liveLabel(face);
+    const tw = ctx.measureText(text).width + 6 * unit;
+    const th = 16 * unit;
+    const y = top >= th ? top - th : top + height;
+    ctx.fillStyle = colour;
+    ctx.fillRect(left, y, tw, th);
+    ctx.fillStyle = "#fff";
+    ctx.fillText(text, left + 3 * unit, y + 12 * unit);
+  }
+  overlay.dataset.faces = JSON.stringify(faces.map((f) => ({ track: f.track, name: f.name, unknown: f.unknown, distance: f.distance })));
+}
+
+function showFps(serverMs) {
+  const now = performance.now();
+  live.times.push(now);
+  while (live.times.length > 2 && now - live.times[0] > 3000) live.times.shift();  // the last 3 s
+  const n = live.times.length;
+  if (n < 2) return;
+  const fps = ((n - 1) * 1000) / (now - live.times[0]);
+  const el = $("#live-fps");
+  el.dataset.fps = fps.toFixed(2);
+  el.textContent = `${fps.toFixed(1)} fps · server ${Math.round(serverMs)} ms per frame`;
+}
+
+function addLiveEvent(ev) {
+  ev.at = performance.now();
+  window.faceprintLive.events.push(ev);
+  const li = document.createElement("li");
+  li.className = `event ${ev.kind}` + (ev.unknown ? " unknown" : "");
+  li.dataset.kind = ev.kind;
+  li.dataset.track = ev.track;
+  li.dataset.name = ev.name || "";
+  const who = ev.unknown ? "unknown" : ev.name;
+  const d = ev.distance === null ? "" : ` (${ev.distance.toFixed(2)})`;
+  const what = { appear: "appeared", recognised: `recognised as ${who}${d}`, leave: "left" }[ev.kind] || ev.kind;
+  li.textContent = `${new Date().toLocaleTimeString()} · face ${ev.track} ${what}`;
+  const list = $("#live-events");
+  list.appendChild(li);
+  while (list.children.length > 200) list.firstElementChild.remove();
+  list.scrollTop = list.scrollHeight;
+  if (ev.kind === "recognised" && ev.unknown) offerEnrol(ev.track);
+  if (ev.kind === "recognised" && ev.name) greet(ev.name);
+}
+
+function keepCrops(faces) {
+  for (const face of faces) {
+    if (!face.unknown) continue;
+    // The face with a margin around it: enough for the detector to find it again in the crop.
+    const [l, t, w, h] = face.box;
+    const side = Math.max(w, h) * 2;
+    const x = Math.max(0, l + w / 2 - side / 2), y = Math.max(0, t + h / 2 - side / 2);
+    const cw = Math.min(side, live.canvas.width - x), ch = Math.min(side, live.canvas.height - y);
+    if (cw < 16 || ch < 16) continue;
+    const crop = live.crops.get(face.track) || document.createElement("canvas");
+    crop.width = Math.round(cw);
+    crop.height = Math.round(ch);
+    crop.getContext("2d").drawImage(live.canvas, x, y, cw, ch, 0, 0, crop.width, crop.height);
+    live.crops.set(face.track, crop);
+    const thumb = document.querySelector(`#live-unknown li[data-track="${face.track}"] canvas`);
+    if (thumb) thumb.getContext("2d").drawImage(crop, 0, 0, 64, 64);
+  }
+}
+
+function offerEnrol(track) {
+  const list = $("#live-unknown");
+  if (list.querySelector(`li[data-track="${track}"]`)) return;
+  const li = document.createElement("li");
+  li.dataset.track = track;
+  li.innerHTML = `<canvas width="64" height="64"></canvas>
+    <input class="live-name" placeholder="name" maxlength="200" aria-label="name">
+    <button class="live-enrol" type="button">Enrol</button>`;
+  const crop = live.crops.get(track);
+  if (crop) li.querySelector("canvas").getContext("2d").drawImage(crop, 0, 0, 64, 64);
+  const go = () => enrolLive(track, li);
+  li.querySelector(".live-enrol").onclick = go;
+  li.querySelector(".live-name").addEventListener("keydown", (e) => { if (e.key === "Enter") go(); });
+  list.prepend(li);
+  while (list.children.length > 8) {  // the oldest go, with their crops
+    live.crops.delete(Number(list.lastElementChild.dataset.track));
+    list.lastElementChild.remove();
+  }
+}
+
+async function enrolLive(track, li) {
+  const name = li.querySelector(".live-name").value.trim();
+  const crop = live.crops.get(track);
+  if (!name) { liveSay("Type the person's name first.", true); return; }
+  if (!crop) { liveSay("No picture of this face yet.", true); return; }
+  li.querySelector(".live-enrol").disabled = true;
+  try {
+    const blob = await new Promise((resolve) => crop.toBlob(resolve, "image/jpeg", 0.92));
+    blob.name = `live-face-${track}.jpg`;
+    await loadPeople();
+    let person = state.people.find((p) => p.name === name);
+    if (!person) person = await api("POST", "/v1/people", { name });
+    await api("POST", `/v1/people/${person.id}/faces`, imageForm(blob));
+    li.remove();
+    live.crops.delete(track);
+    // Faces on screen were decided before this enrolment: have them decided again.
+    if (live.ws && live.ws.readyState === WebSocket.OPEN) live.ws.send(JSON.stringify({ type: "reset" }));
+    liveSay(`Enrolled ${name}.`);
+    await loadPeople();
+  } catch (e) {
+    liveSay(`Could not enrol: ${e.message}`, true);
+    li.querySelector(".live-enrol").disabled = false;
+  }
+}
+
+function greet(name) {
+  if (!$("#live-speak").checked) return;
+  const last = live.greeted.get(name);
+  if (last !== undefined && performance.now() - last < 60_000) return;  // not again for a minute
+  live.greeted.set(name, performance.now());
+  const text = `Welcome, ${name}`;
+  window.faceprintLive.spoken.push(text);
+  if ("speechSynthesis" in window) speechSynthesis.speak(new SpeechSynthesisUtterance(text));
+}
+
+$("#live-start").addEventListener("click", startLive);
+$("#live-stop").addEventListener("click", () => { stopLive(); liveSay("Live view stopped."); });
+window.addEventListener("hashchange", showView);
+showView();
