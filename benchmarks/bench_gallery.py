@@ -291,7 +291,8 @@ def bench_e2e(args: argparse.Namespace) -> dict:
         for spec in args.hnsw:
             m, efc = (int(v) for v in spec.split(","))
             os.environ.update({"FACEPRINT_PG_HNSW_M": str(m), "FACEPRINT_PG_EF_CONSTRUCTION": str(efc)})
-            with postgres_database(f"fp_bench_{os.getpid()}") as (url, pids):
+            pg_conf = dict(kv.split("=", 1) for kv in args.pg_setting)
+            with postgres_database(f"fp_bench_{os.getpid()}", pg_conf) as (url, pids):
                 build = fill(url)
                 server_mb = tree_rss_mb(pids[0]) if pids else float("nan")
                 runs = []
@@ -306,7 +307,7 @@ def bench_e2e(args: argparse.Namespace) -> dict:
                     index = conn.execute("SELECT pg_relation_size('embeddings_hnsw')").fetchone()[0] / 1e6
             out["backends"][f"pg m{m} efc{efc}"] = {
                 "build_s": build, "insert_faces_per_s": n / build, "db_mb": size, "hnsw_mb": index,
-                "server_rss_mb_after_build": server_mb, "runs": runs,
+                "server_rss_mb_after_build": server_mb, "server_settings": pg_conf, "runs": runs,
             }
             rows += [["PostgreSQL + pgvector HNSW", r["run"], build, r["open_and_sync_s"], r["p50_ms"], r["p99_ms"],
                       r["recall@1"], r["rss_mb_over_import"], r["server_rss_mb"]] for r in runs]  # fmt: skip
@@ -390,8 +391,10 @@ def main() -> None:
     ap.add_argument("--tag", default="", help="Suffix of the result file name (runs with other settings).")
     ap.add_argument("--workdir", help="Where the e2e gallery file goes (default: a temporary folder).")
     ap.add_argument("--backends", nargs="+", default=["sqlite", "pg"], help="e2e: sqlite, pg (PostgreSQL + pgvector)")
-    ap.add_argument("--ef-search", type=int, nargs="+", default=[40, 64, 100], help="e2e: pgvector HNSW ef_search values")
-    ap.add_argument("--hnsw", nargs="+", default=["16,64"], help="e2e: pgvector HNSW builds to measure, m,ef_construction each")
+    ap.add_argument("--ef-search", type=int, nargs="+", default=[100, 200, 400], help="e2e: pgvector HNSW ef_search values")
+    ap.add_argument("--hnsw", nargs="+", default=["32,128"], help="e2e: pgvector HNSW builds to measure, m,ef_construction each")
+    ap.add_argument("--pg-setting", nargs="*", default=["shared_buffers=4GB"],
+                    help="e2e: KEY=VALUE server settings of the PostgreSQL started for the run (as sized for the data)")
     ap.add_argument("--search-threads", type=int, nargs="+", default=[1, 2], help="e2e: faiss threads of the SQLite gallery")
     args = ap.parse_args()
     result = {"correctness": bench_correctness, "choose": bench_choose, "scale": bench_scale, "e2e": bench_e2e}[

@@ -73,9 +73,11 @@ def table(header: list[str], rows: list[list[object]]) -> str:
 
 
 @contextlib.contextmanager
-def postgres_database(name: str) -> Iterator[tuple[str, list[int]]]:
+def postgres_database(name: str, settings: dict[str, str] | None = None) -> Iterator[tuple[str, list[int]]]:
     """A fresh database ``name`` on FACEPRINT_TEST_PG_URL's server, else on a PostgreSQL 16 +
-    pgvector started here from the pgserver wheel: (its URL, the server's postmaster pid or [])."""
+    pgvector started here from the pgserver wheel: (its URL, the server's postmaster pid or []).
+    ``settings`` (e.g. ``{"shared_buffers": "4GB"}``) go into the started server's configuration
+    (ALTER SYSTEM, then a restart), as an admin would size a real one."""
     import tempfile
     from urllib.parse import urlsplit, urlunsplit
 
@@ -88,6 +90,12 @@ def postgres_database(name: str) -> Iterator[tuple[str, list[int]]]:
 
         folder = Path(tempfile.mkdtemp(prefix="fp-pg-"))
         server = pgserver.get_server(folder, cleanup_mode="stop")
+        if settings:
+            with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+                for key, value in settings.items():
+                    conn.execute(f"ALTER SYSTEM SET {key} = '{value}'")
+            server.cleanup()  # the last handle: stops the server; the next get_server starts it again
+            server = pgserver.get_server(folder, cleanup_mode="stop")
         url = server.get_uri()
         pid_file = folder / "postmaster.pid"
         pids = [int(pid_file.read_text().split()[0])] if pid_file.is_file() else []

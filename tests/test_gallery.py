@@ -261,7 +261,7 @@ def test_cli_gallery(gallery: Gallery, data_dir: Path, tmp_path: Path) -> None:
     assert code == 0 and len(out["duplicates"]) == 1 and not out["enrolled"]
     code, out = run("identify", str(photos(data_dir, "val", "madonna", 1)[0]), "--json")
     assert code == 0 and out[0]["faces"][0]["identity"] in ("madonna", "madge")
-    assert set(out[0]["faces"][0]) == {"box", "identity", "distance"}
+    assert set(out[0]["faces"][0]) == {"box", "identity", "distance", "decision", "too_poor", "quality"}
     assert run("rename", "madge", "madonna_2")[0] == 0
     assert run("merge", "madonna_2", "madonna")[0] == 0
     assert run("remove", "ben_afflek")[0] == 0

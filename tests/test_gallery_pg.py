@@ -104,3 +104,37 @@ def test_cli_gallery_on_a_url(pg, data_dir: Path) -> None:  # noqa: ANN001
     assert res.exit_code == 0 and '"madonna"' in res.output, res.output
     res = runner.invoke(app, ["gallery", "--db", url, "info", "--check", "--json"])
     assert res.exit_code == 0 and '"index": "pgvector-hnsw"' in res.output and '"integrity": "ok"' in res.output
+
+
+def test_a_server_that_refuses_writes_is_a_storage_error_and_loses_nothing(pg) -> None:  # noqa: ANN001
+    """A read-only server (a standby, or an admin's default_transaction_read_only) and a writer lock
+    held past the timeout: StorageError (HTTP 503), one line, what was stored still there."""
+    import psycopg
+
+    from faceprint.errors import StorageError, StorageFullError
+    from faceprint.service.errors import faceprint_status
+
+    url = pg.new_database()
+    vec = np.random.default_rng(1).normal(size=(2, 128)).astype(np.float32)
+    with Gallery(url, model="dlib-resnet-v1") as g:
+        g.add_embeddings(["kian"], vec[:1])
+    name = urlsplit(url).path.lstrip("/")
+    with psycopg.connect(pg.url, autocommit=True) as conn:
+        conn.execute(f"ALTER DATABASE {name} SET default_transaction_read_only = on")
+    try:
+        with Gallery(url) as g:
+            with pytest.raises(StorageError, match="cannot be written.*read-only") as e:
+                g.add_embeddings(["ana"], vec[1:])
+            assert not isinstance(e.value, StorageFullError) and "\n" not in str(e.value)
+            assert faceprint_status(e.value)[0] == 503
+            assert [n for n, _ in g.store.counts()] == ["kian"]
+    finally:
+        with psycopg.connect(pg.url, autocommit=True) as conn:
+            conn.execute(f"ALTER DATABASE {name} RESET default_transaction_read_only")
+    with Gallery(url, timeout=0.5) as g, psycopg.connect(url) as holder:
+        holder.execute("SELECT pg_advisory_xact_lock(%s)", (0x66707274,))  # the gallery's writer lock, held
+        with pytest.raises(StorageError, match="locked by another process"):
+            g.add_embeddings(["ana"], vec[1:])
+        holder.rollback()
+        g.add_embeddings(["ana"], vec[1:])  # free again: the same gallery writes
+        assert sorted(n for n, _ in g.store.counts()) == ["ana", "kian"]

@@ -76,7 +76,7 @@ def error(r: httpx.Response, status: int, code: str) -> str:
 # -- system ----------------------------------------------------------------------------------------
 def test_healthz_openapi_and_page(client: httpx.Client) -> None:
     h = httpx.get(f"{client.base_url}/healthz").json()  # no key needed
-    assert h["status"] == "ok" and h["model"] == DEFAULT_MODEL and h["detector"] == get_model_spec(DEFAULT_MODEL).detector
+    assert h["status"] == "ok" and h["model"] == DEFAULT_MODEL and h["detector"] == get_model_spec(DEFAULT_MODEL).detector + "-upright"
     spec = client.get("/openapi.json").json()
     for path in ("/v1/detect", "/v1/verify", "/v1/identify", "/v1/embed", "/v1/people", "/v1/people/{person_id}",
                  "/v1/people/{person_id}/faces", "/v1/people/{person_id}/faces/{face_id}", "/healthz", "/metrics"):
@@ -109,7 +109,8 @@ def test_detect_wire_shape_and_base64(client: httpx.Client, data_dir: Path) -> N
     out = r.json()
     assert out["face_num"] == len(out["face_list"]) == 1
     face = out["face_list"][0]
-    assert set(face) == {"face_token", "location", "landmarks", "angle", "face_probability"}
+    assert set(face) == {"face_token", "location", "landmarks", "angle", "face_probability", "quality"}
+    assert 0.5 < face["quality"] <= 1  # a clear portrait: well above the default floor
     assert set(face["location"]) == {"left", "top", "width", "height"} and set(face["angle"]) == {"yaw", "pitch", "roll"}
     w, h = Image.open(io.BytesIO(raw)).size
     loc = face["location"]

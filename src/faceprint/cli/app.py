@@ -21,6 +21,7 @@ from .common import (
     FarOpt,
     JsonOpt,
     MaxPixelsOpt,
+    MinQualityOpt,
     ModelOpt,
     ThreadsOpt,
     WeightsOpt,
@@ -56,21 +57,23 @@ def detect(
     max_pixels: int = MaxPixelsOpt,
     annotate: Optional[Path] = AnnotateOpt,
 ) -> None:
-    """Find faces: box (left, top, width, height), score and 5 landmarks per face."""
+    """Find faces: box (left, top, width, height), score, quality (0-1) and 5 landmarks per face."""
     from ..detect import get_detector
     from ..imageio import load_image
+    from ..quality import assess
 
     if threads:
         from ..runtime import set_default_threads
 
         set_default_threads(threads)
-    det = get_detector(detector or get_model_spec(DEFAULT_MODEL).detector)
+    # the default pipeline's detector: the model's own, searching turned photos where it finds nothing
+    det = get_detector(detector or f"{get_model_spec(DEFAULT_MODEL).detector}-upright")
     results: list[dict[str, Any]] = []
     failed = False
     for path in images:
         try:
             image = load_image(path, max_pixels=max_pixels or None)
-            faces = det.detect(image)
+            faces = assess(image, det.detect(image))
         except FaceprintError as exc:
             failed = True
             results.append({"image": str(path), "error": str(exc)})
@@ -82,6 +85,7 @@ def detect(
                     {
                         "box": _round(f.ltwh()),
                         "score": round(float(f.score), 4),
+                        "quality": round(float(f.quality), 4),
                         "landmarks": [_round(p) for p in f.landmarks] if f.landmarks is not None else None,
                     }
                     for f in faces
@@ -101,7 +105,7 @@ def detect(
             else:
                 typer.echo(f"{r['image']}: {len(r['faces'])} face(s)")
                 for f in r["faces"]:
-                    typer.echo(f"  box={f['box']} score={f['score']}")
+                    typer.echo(f"  box={f['box']} score={f['score']} quality={f['quality']}")
     raise typer.Exit(1 if failed else 0)
 
 
@@ -114,14 +118,18 @@ def verify(
     weights: Optional[Path] = WeightsOpt,
     threshold: Optional[float] = typer.Option(None, help="Distance threshold (default: the model's)."),
     far: Optional[float] = FarOpt,
+    min_quality: Optional[float] = MinQualityOpt,
     json_out: bool = JsonOpt,
     threads: Optional[int] = ThreadsOpt,
     max_pixels: int = MaxPixelsOpt,
     accept_licence: Optional[str] = AcceptLicenceOpt,
 ) -> None:
-    """1:1 - are the central faces of two photos the same person?"""
+    """1:1 - are the central faces of two photos the same person? (Or too poor to decide.)"""
     try:
-        pipe = _pipeline(detector, model, threads, max_pixels, weights=weights, accept_licence=accept_licence)
+        pipe = _pipeline(
+            detector, model, threads, max_pixels, weights=weights, accept_licence=accept_licence,
+            min_quality=min_quality,
+        )
         if far is not None:
             threshold = pipe.spec.threshold_at(far)
         v = pipe.verify(image_a, image_b, threshold=threshold)
@@ -129,7 +137,15 @@ def verify(
         fail(exc, json_out)
     if json_out:
         _emit({"distance": round(v.distance, 6), "threshold": v.threshold, "same": v.same, "far": far,
+               "decision": v.decision, "too_poor": v.too_poor, "quality": v.quality,
+               "min_quality": pipe.min_quality,
                "model": pipe.spec.name, "metric": pipe.spec.metric})  # fmt: skip
+    elif v.too_poor:
+        typer.echo(
+            f"too poor to decide: face quality {v.quality:.2f} is below the floor {pipe.min_quality:.2f} "
+            f"(distance {v.distance:.4f}, threshold {v.threshold:.4f}); use better photos, or lower "
+            "--min-quality"
+        )
     else:
         verdict = "same person" if v.same else "different people"
         at = f", FAR {far:g}" if far is not None else ""
@@ -145,15 +161,20 @@ def identify(
     weights: Optional[Path] = WeightsOpt,
     threshold: Optional[float] = typer.Option(None, help="Distance threshold (default: the model's)."),
     far: Optional[float] = FarOpt,
+    min_quality: Optional[float] = MinQualityOpt,
     json_out: bool = JsonOpt,
     threads: Optional[int] = ThreadsOpt,
     max_pixels: int = MaxPixelsOpt,
     annotate: Optional[Path] = AnnotateOpt,
     accept_licence: Optional[str] = AcceptLicenceOpt,
 ) -> None:
-    """1:K - who is in these photos? Faces farther than the threshold from everyone are unknown."""
+    """1:K - who is in these photos? Faces farther than the threshold from everyone are unknown;
+    faces below the quality floor are "too poor to decide"."""
     try:
-        pipe = _pipeline(detector, model, threads, max_pixels, weights=weights, accept_licence=accept_licence)
+        pipe = _pipeline(
+            detector, model, threads, max_pixels, weights=weights, accept_licence=accept_licence,
+            min_quality=min_quality,
+        )
         known_faces = pipe.known_faces(known, on_error="skip")
     except FaceprintError as exc:
         fail(exc, json_out)
@@ -346,6 +367,55 @@ def eval_lfw_identify(
         typer.echo(f"gallery of {row['people']} people: rank-1 {'n/a' if r1 is None else f'{100 * r1:.2f}%'} on {row['probes']} probes")
 
 
+@eval_app.command("quality")
+def eval_quality(
+    root: Path = typer.Option(..., "--root", help="LFW image folder (Name/Name_0001.jpg)."),
+    pairs: Path = typer.Option(..., "--pairs", help="The official pairs.txt (View 2)."),
+    conditions: Optional[str] = typer.Option(
+        None, "--conditions", help="Comma-separated degradations (default: all): clean, jpeg10..jpeg90, "
+        "px1600..px65536, rot90, rot180, gray, under, over, blur, mask, small.",
+    ),  # fmt: skip
+    out: Optional[Path] = typer.Option(
+        None, "--out", help="Write quality.json, report.md, pairs.npz, quality.png here; descriptors cached in out/cache."
+    ),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="About N pairs, spread over every fold and class."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the random degradations (mask colour, small-face placement)."),
+    detector: Optional[str] = DetectorOpt,
+    model: str = ModelOpt,
+    fallback_detector: Optional[str] = FallbackOpt,
+    landmarks: str = LandmarksOpt,
+    flip: Optional[bool] = FlipOpt,
+    jitter: int = JitterOpt,
+    metric: Optional[str] = MetricOpt,
+    threads: Optional[int] = ThreadsOpt,
+    json_out: bool = JsonOpt,
+) -> None:
+    """LFW 10-fold verification on degraded copies of the photos (JPEG, resolution, rotation, ...)."""
+    from ..degrade import get_condition
+    from ..evaluate.robustness import evaluate_degraded, markdown_table, write_degraded_report
+
+    names = [c.strip() for c in conditions.split(",") if c.strip()] if conditions else None
+    try:
+        for name in names or []:
+            get_condition(name)  # a typo fails now, not after the models are loaded
+        pipe, fb = _eval_pipelines(detector, fallback_detector, model, threads, flip, landmarks, jitter)
+        result = evaluate_degraded(
+            pipe, root, pairs, names, fallback=fb, out=out, limit=limit, seed=seed, metric=metric, progress=not json_out
+        )
+    except FaceprintError as exc:
+        fail(exc, json_out)
+    public = {k: v for k, v in result.items() if not k.startswith("_")}
+    if out is not None:
+        written = write_degraded_report(result, out)
+        public["files"] = {k: str(v) for k, v in written.items()}
+    if json_out:
+        _emit(public)
+        return
+    typer.echo(markdown_table(result))
+    if out is not None:
+        typer.echo(f"report written to {public['files']['markdown']}")
+
+
 # Command groups in their own modules; imported last because they use the options above.
 from . import classify as _classify, cluster as _cluster, plot as _plot  # noqa: E402
 
@@ -372,3 +442,7 @@ app.add_typer(models_app, name="models")
 from . import serve as _serve  # noqa: E402
 
 _serve.register(app)
+
+from . import sightings as _sightings  # noqa: E402
+
+_sightings.register(app)

@@ -19,7 +19,10 @@ from rich.console import Console
 from rich.table import Table
 
 from ..errors import FaceprintError
-from .common import AnnotateOpt, FarOpt, DetectorOpt, JsonOpt, ThreadsOpt, _emit, fail, identify_images, print_identities
+from .common import (
+    AnnotateOpt, DetectorOpt, FarOpt, JsonOpt, MinQualityOpt, ThreadsOpt, _emit, fail, identify_images,
+    print_identities,
+)
 
 gallery_app = typer.Typer(
     help="A persistent gallery of enrolled people in a SQLite file or a PostgreSQL database: enrol, identify, edit, export.",
@@ -42,8 +45,11 @@ def _main(
     detector: Optional[str] = DetectorOpt,
     threads: Optional[int] = ThreadsOpt,
     index: str = typer.Option("auto", "--index", help="Search index: auto (exact below 20k faces, then faiss IVF), exact, ivf."),
+    min_quality: Optional[float] = MinQualityOpt,
 ) -> None:
-    ctx.obj = {"db": db, "model": model, "detector": detector, "threads": threads, "index": index}
+    ctx.obj = {
+        "db": db, "model": model, "detector": detector, "threads": threads, "index": index, "min_quality": min_quality,
+    }
 
 
 def _is_new(db: str) -> bool:
@@ -71,7 +77,7 @@ def _open(ctx: typer.Context, *, create: bool = False, json_out: bool = False, m
     try:
         g = Gallery(
             o["db"], model=model or o["model"], detector=o["detector"], threads=o["threads"], index=o["index"],
-            create=create,
+            create=create, min_quality=o.get("min_quality"),
         )
         try:
             yield g

@@ -41,7 +41,7 @@ from typing import IO, Any
 import numpy as np
 
 from .._resources import sha256_file
-from ..errors import FaceprintError, GalleryError
+from ..errors import FaceprintError, GalleryError, LowQualityError
 from ..imageio import DEFAULT_MAX_PIXELS, load_image
 from ..pipeline import FacePipeline, iter_known_dir, select_face
 from .gallery import Gallery
@@ -140,8 +140,11 @@ def _plan(
 
 
 # -- 2. embedding: the same function in-process and in each Ray actor ----------------------------
-def _embed_rows(pipeline: FacePipeline, paths: Sequence[str], shas: Sequence[str]) -> Rows:
-    """The most central face of each photo, the way :meth:`Gallery.enrol` picks it.
+def _embed_rows(
+    pipeline: FacePipeline, paths: Sequence[str], shas: Sequence[str], min_quality: float | None = None
+) -> Rows:
+    """The most central face of each photo, the way :meth:`Gallery.enrol` picks it (and refuses
+    it below the quality floor: ``min_quality``, else the pipeline's).
 
     Returns n rows: vector (n, D) float32, box (n, 4) pixels (left, top, right, bottom),
     landmarks (n, 5, 2) pixels (NaN when the detector gives none), quality (n,) in [0, 1], and
@@ -172,6 +175,10 @@ def _embed_rows(pipeline: FacePipeline, paths: Sequence[str], shas: Sequence[str
             continue
         face = faces[select_face([f.detection for f in faces], image.shape, "center")]
         det = face.detection
+        floor = pipeline.min_quality if min_quality is None else min_quality
+        if det.quality is not None and det.quality < floor:
+            out["error"][i] = str(LowQualityError.of(det.quality, floor, paths[i]))
+            continue
         out["vector"][i] = face.embedding.vector
         out["box"][i] = det.box
         if det.landmarks is not None:
@@ -187,7 +194,7 @@ def _local_batches(
     for a in range(0, len(todo), batch_size):
         names, paths, shas = zip(*todo[a : a + batch_size])
         yield {"name": np.array(names, object), "path": np.array(paths, object), "sha256": np.array(shas, object),
-               **_embed_rows(gallery.pipeline, paths, shas)}
+               **_embed_rows(gallery.pipeline, paths, shas, gallery.min_quality)}
 
 
 class RayEmbedder:
@@ -231,7 +238,8 @@ def _worker_settings(gallery: Gallery) -> dict[str, Any]:
     """The FacePipeline arguments that make each actor's descriptors the gallery pipeline's own."""
     pipe = gallery._pipeline  # set when the gallery was given a pipeline: follow its choices
     if pipe is None:  # the gallery builds its own from its model and detector name
-        return {"model": gallery.spec.name, "detector": gallery._detector, "max_pixels": DEFAULT_MAX_PIXELS}
+        return {"model": gallery.spec.name, "detector": gallery._detector, "max_pixels": DEFAULT_MAX_PIXELS,
+                "min_quality": gallery._min_quality}
     if pipe.embedder.weights is not None:
         raise GalleryError(
             "the gallery's pipeline loads an explicit weights file, which Ray workers may not see; enrol without --ray"
@@ -239,6 +247,7 @@ def _worker_settings(gallery: Gallery) -> dict[str, Any]:
     return {
         "model": gallery.spec.name, "detector": pipe.detector.name, "max_pixels": pipe.max_pixels,
         "landmarks": pipe.landmarks, "flip": pipe.embedder.flip, "jitter": pipe.embedder.jitter,
+        "min_quality": gallery.min_quality,
     }
 
 

@@ -17,6 +17,7 @@ or ``FACEPRINT_PG_EF_SEARCH``: higher finds the true nearest face more often, at
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -24,10 +25,12 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import GalleryError
+from ..errors import GalleryError, StorageError
 from .store import SCHEMA_VERSION, SqlStore, redact
 
 __all__ = ["HNSW_EF_CONSTRUCTION", "HNSW_EF_SEARCH", "HNSW_M", "PgStore"]
+
+log = logging.getLogger(__name__)
 
 # Measured at 100k LFW-like faces (benchmarks/bench_gallery.py e2e): pgvector's defaults (16, 64)
 # find the exact nearest face 85% of the time at ef_search 40 and 94% at 100; (32, 128) reach 99%
@@ -38,6 +41,8 @@ HNSW_EF_SEARCH = 100
 _COPY_FROM = 64  # rows per insert from which COPY beats one INSERT per row
 _WRITE_LOCK = 0x66707274  # "fprt": the advisory lock key of the gallery's writer lock
 
+# Version 1 (the embeddings table waits for the model's dim: _init_vectors); later versions are
+# store.MIGRATIONS' postgresql steps.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS people (
@@ -79,6 +84,7 @@ class PgStore(SqlStore):
     """
 
     native_search = True
+    dialect = "postgresql"
 
     def __init__(self, url: str, *, timeout: float = 60.0) -> None:
         try:
@@ -101,8 +107,9 @@ class PgStore(SqlStore):
         self.db = _Conn(conn)
         try:
             conn.execute(f"SET lock_timeout = '{int(timeout * 1000)}ms'")
-            try:
-                conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+            try:  # created only when missing: a read-only server (a standby) still opens for reading
+                if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone() is None:
+                    conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
             except psycopg.Error as exc:
                 raise GalleryError(
                     f"PostgreSQL at {self.location} has no usable pgvector extension ({str(exc).strip().splitlines()[0]}): "
@@ -112,32 +119,45 @@ class PgStore(SqlStore):
             register_vector(conn)
             self.ef_search = int(os.environ.get("FACEPRINT_PG_EF_SEARCH") or HNSW_EF_SEARCH)
             self._ef_set: int | None = None
-            with self.write():
-                for stmt in _SCHEMA.split(";"):
-                    if stmt.strip():
-                        self.db.execute(stmt)
-            schema = self.get_meta("schema")
+            if not self._schema_current():  # else no write at open: a read-only server (a standby) opens too
+                with self.write():  # the writer lock: an old gallery opened by two processes is migrated once
+                    for stmt in _SCHEMA.split(";"):
+                        if stmt.strip():
+                            self.db.execute(stmt)
+                    self._migrate()  # GalleryError for a newer faceprint's gallery, nothing changed
         except BaseException:
             conn.close()
             raise
-        if schema is not None and int(schema) > SCHEMA_VERSION:
-            conn.close()
-            raise GalleryError(
-                f"{self.location} has gallery schema {schema}, this faceprint reads up to {SCHEMA_VERSION}: "
-                "upgrade faceprint"
-            )
+
+    def _schema_current(self) -> bool:
+        """Whether the gallery exists at this faceprint's schema (one read, no lock)."""
+        if self.db.execute("SELECT to_regclass('meta')").fetchone()[0] is None:
+            return False
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        return row is not None and row[0] == str(SCHEMA_VERSION)
 
     # -- transactions -----------------------------------------------------------------------------
     @contextmanager
     def write(self) -> Iterator[_Conn]:
-        self.db.execute("BEGIN")
+        """One write transaction under the gallery's writer lock. A server that refuses it (disk
+        full, read-only, gone, lock timeout) raises StorageError / StorageFullError: nothing saved."""
+        import psycopg
+
         try:
-            self.db.execute("SELECT pg_advisory_xact_lock(?)", (_WRITE_LOCK,))
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+            self.db.execute("BEGIN")
+            try:
+                self.db.execute("SELECT pg_advisory_xact_lock(?)", (_WRITE_LOCK,))
+                yield self.db
+            except BaseException:
+                if not self.db.conn.closed:
+                    self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+        except psycopg.Error as exc:
+            storage = StorageError.of(exc)
+            if storage is None:
+                raise
+            raise storage from exc
 
     @contextmanager
     def read(self) -> Iterator[_Conn]:
@@ -165,6 +185,10 @@ class PgStore(SqlStore):
         )
         self._create_index(metric)
 
+    def _vectors_ready(self) -> bool:
+        row = self.db.execute("SELECT to_regclass('embeddings') IS NOT NULL AND to_regclass('embeddings_hnsw') IS NOT NULL")
+        return bool(row.fetchone()[0])
+
     def _create_index(self, metric: str) -> None:
         ops = "vector_cosine_ops" if metric == "cosine" else "vector_l2_ops"
         m = int(os.environ.get("FACEPRINT_PG_HNSW_M") or HNSW_M)
@@ -185,12 +209,36 @@ class PgStore(SqlStore):
         try:
             yield
         finally:
-            self.db.execute("SET maintenance_work_mem = '1GB'")  # the graph is built in memory when it fits
+            # pgvector builds the graph in memory when it fits in maintenance_work_mem, and falls back
+            # to inserting on disk (several times slower) for the rest when it does not
+            self.db.execute(f"SET maintenance_work_mem = '{self._build_memory_mb()}MB'")
             self.db.execute("SET max_parallel_maintenance_workers = 2")
-            with self.write():
-                self._create_index(metric)
+            def notice(diag: Any) -> None:
+                if "no longer fits" in (diag.message_primary or ""):
+                    log.warning("PostgreSQL: %s (set FACEPRINT_PG_BUILD_MEMORY_MB higher)", diag.message_primary)
+
+            self.db.conn.add_notice_handler(notice)
+            try:
+                with self.write():
+                    self._create_index(metric)
+            finally:
+                self.db.conn.remove_notice_handler(notice)
             self.db.execute("RESET maintenance_work_mem")
             self.db.execute("RESET max_parallel_maintenance_workers")
+
+    def _build_memory_mb(self) -> int:
+        """Memory for an index build, MB: ``FACEPRINT_PG_BUILD_MEMORY_MB``, else room for the whole
+        graph (per face: the vector, 2m neighbour slots on layer 0, upper layers and pgvector's
+        element overhead, with a margin), at least 64 MB, at most 8 GB. pgvector says when the
+        graph outgrew it: :meth:`bulk` logs that notice."""
+        env = os.environ.get("FACEPRINT_PG_BUILD_MEMORY_MB")
+        if env:
+            return int(env)
+        n = int(self.db.execute("SELECT count(*) FROM embeddings").fetchone()[0])
+        dim = int(self.get_meta("dim") or 128)
+        m = int(os.environ.get("FACEPRINT_PG_HNSW_M") or HNSW_M)
+        per_face = 4 * dim + 2 * m * 10 + 1.5 * m * 10 / 2 + 256
+        return int(min(8192, max(64, 1.5 * n * per_face / 2**20)))
 
     def _write_samples(self, rows: Sequence[tuple]) -> list[int]:
         """Many rows go in by COPY, with ids reserved from the identity sequence first (one round
@@ -231,7 +279,7 @@ class PgStore(SqlStore):
     def _engine_check(self) -> list[str]:
         bad = self.db.execute(
             "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-            "JOIN pg_class t ON t.oid = i.indrelid WHERE t.relname IN ('people', 'samples', 'embeddings') "
+            "JOIN pg_class t ON t.oid = i.indrelid WHERE t.relname IN ('people', 'samples', 'embeddings', 'sightings') "
             "AND NOT i.indisvalid"
         ).fetchall()
         return [f"index {r[0]} is not valid" for r in bad]

@@ -37,9 +37,12 @@ from .middleware import (
     RequestLimit,
     SecurityHeaders,
 )
-from .routes import faces, people, system
+from .routes import faces, people, sightings, system
+from .routes import live as live_routes
+from .routes import streams as stream_routes
 from .routes.system import STATIC
 from .settings import Settings
+from .streams import StreamManager, greet_streams
 
 __all__ = ["create_app"]
 
@@ -61,11 +64,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = await run_in_threadpool(Engine, settings, metrics.on_batch)
         app.state.engine = engine
         app.state.slots = asyncio.Semaphore(settings.max_inflight)
+        app.state.streams = streams = StreamManager(engine, settings.max_streams)  # /v1/streams (issue 16)
+        greeter = greet_streams(streams, settings) if settings.greet_template is not None else None
         metrics.queue.set_function(engine.batcher.qsize)
         try:
             # The lifespan state is where the server's connections (GuardedH11Protocol) find their limits.
             yield {CONNECTION_GUARD: ConnectionGuard(settings)}
         finally:
+            await run_in_threadpool(streams.close)  # before the engine: the streams use its networks
+            if greeter is not None:
+                await run_in_threadpool(greeter.close)
             await run_in_threadpool(engine.close)
 
     # FastAPI's own /docs and /redoc load their scripts from a CDN, which an offline machine
@@ -77,8 +85,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics
     install_error_handlers(app)
-    for module in (faces, people, system):
+    for module in (faces, people, sightings, system):
         app.include_router(module.router)
+    app.include_router(live_routes.router)  # WebSocket /v1/live (issue 16)
+    app.include_router(stream_routes.router)  # /v1/streams, /v1/events (issue 16)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..decide import distances, open_set, verify_embeddings
+from ..decide import distances, open_set, quality_floor, verify_embeddings
 from ..errors import GalleryError, NoFaceError, UnknownPersonError
 from ..gallery import Gallery, Sample
 from ..gallery.store import check_name, is_url
@@ -113,7 +113,10 @@ class Engine:
         self.settings = settings
         if not is_url(settings.db):
             Path(settings.db).parent.mkdir(parents=True, exist_ok=True)
-        first = Gallery(settings.db, model=settings.model, detector=settings.detector, threads=settings.threads)
+        first = Gallery(
+            settings.db, model=settings.model, detector=settings.detector, threads=settings.threads,
+            min_quality=settings.min_quality,
+        )
         self.pipeline = first.pipeline  # one network in memory, shared with every gallery handle
         self.photos = settings.photos_dir
         self.photos.mkdir(mode=0o700, parents=True, exist_ok=True)  # enrolled photos: owner-only
@@ -154,14 +157,23 @@ class Engine:
                 self._first.close()
 
     # -- inference ----------------------------------------------------------------------------------
-    def _run_batch(self, items: Sequence[tuple[str, np.ndarray]]) -> list[object]:
-        """("detect" | "faces", image) items -> detections or faces, one network call per kind."""
+    def _run_batch(self, items: Sequence[tuple[str, Any]]) -> list[object]:
+        """("detect" | "faces", image) items -> detections or faces, one network call per kind;
+        ("embed", (image, detections)) items (the stream workers' tracked faces) -> (N, D) descriptors."""
         out: list[object] = [None] * len(items)
-        for kind, run in (("detect", self.pipeline.detector.detect_batch), ("faces", self.pipeline.faces_batch)):
+        # "detect-frame": video frames (/v1/live) are upright and mostly empty, where the search of
+        # turned photos ("<detector>-upright") would only quadruple the cost: the detector without it
+        frames = getattr(self.pipeline.detector, "inner", self.pipeline.detector).detect_batch
+        for kind, run in (
+            ("detect", self.pipeline.detect_batch), ("detect-frame", frames), ("faces", self.pipeline.faces_batch)
+        ):
             idx = [i for i, (k, _) in enumerate(items) if k == kind]
             if idx:
                 for i, result in zip(idx, run([items[i][1] for i in idx])):
                     out[i] = result
+        for i, (kind, item) in enumerate(items):
+            if kind == "embed":
+                out[i] = self.pipeline.embed(*item)
         return out
 
     def submit(self, kind: str, upload: Upload) -> concurrent.futures.Future:
@@ -195,27 +207,37 @@ class Engine:
             return self.gallery.threshold
         return self.gallery.threshold_at_far(far) if one_to_n else self.gallery.spec.threshold_at(far)
 
+    @property
+    def min_quality(self) -> float:
+        """The quality floor: faces below it are not enrolled, and not decided on."""
+        return self.pipeline.min_quality
+
     def identify(
-        self, vectors: np.ndarray, top_k: int, threshold: float | None, far: float | None = None
+        self, vectors: np.ndarray, top_k: int, threshold: float | None, far: float | None = None,
+        qualities: Sequence[float | None] | None = None,
     ) -> tuple[float, list[tuple[Match, list[Match]]]]:
         """The threshold used, and (decision, ranked named candidates) per (Q, D) descriptor.
 
-        decision.identity is None for "unknown".
+        decision.identity is None for "unknown", and for "too poor to decide" (``too_poor``), which
+        a face whose quality (``qualities``, one per descriptor) is below the floor gets.
         """
         with self.lock:
             thr = self._threshold(threshold, far, one_to_n=True)
             # Rank without the open-set rule so candidates keep their names; then apply it once.
             ranked = self.gallery.identify_vectors(vectors, top_k=top_k, threshold=float("inf"))
         out = []
-        for row in ranked:
+        for i, row in enumerate(ranked):
             named = [m for m in row if m.identity is not None]
-            out.append((open_set(named, thr)[0], named))
+            q = qualities[i] if qualities is not None else None
+            out.append((quality_floor(open_set(named, thr), q, self.min_quality)[0], named))
         return thr, out
 
     def verify_person(
-        self, vector: np.ndarray, person_id: int, threshold: float | None, far: float | None = None
+        self, vector: np.ndarray, person_id: int, threshold: float | None, far: float | None = None,
+        quality: float | None = None,
     ) -> tuple[Verification, Person]:
-        """1:1 against a person: the distance to their nearest sample."""
+        """1:1 against a person: the distance to their nearest sample ("too poor to decide" when
+        the face's ``quality`` is below the floor)."""
         with self.lock:
             person, samples = self.person(person_id)
             if not samples:
@@ -223,12 +245,17 @@ class Engine:
             refs = self.gallery.sample_vectors([s.id for s in samples])[1]
             metric, thr = self.gallery.metric, self._threshold(threshold, far, one_to_n=False)
         nearest = refs[int(np.argmin(distances(vector[None], refs, metric)[0]))]
-        return verify_embeddings(vector, nearest, thr, metric), person
+        v = verify_embeddings(vector, nearest, thr, metric, quality=quality, min_quality=self.min_quality)
+        return v, person
 
-    def verify(self, a: np.ndarray, b: np.ndarray, threshold: float | None, far: float | None = None) -> Verification:
+    def verify(
+        self, a: np.ndarray, b: np.ndarray, threshold: float | None, far: float | None = None,
+        quality: float | None = None,
+    ) -> Verification:
+        """1:1 of two descriptors; ``quality``: the worse face's ("too poor to decide" below the floor)."""
         with self.lock:
             metric, thr = self.gallery.metric, self._threshold(threshold, far, one_to_n=False)
-        return verify_embeddings(a, b, thr, metric)
+        return verify_embeddings(a, b, thr, metric, quality=quality, min_quality=self.min_quality)
 
     # -- people -------------------------------------------------------------------------------------
     # The Gallery API names people; the HTTP API gives them stable ids (SQLite row ids, never

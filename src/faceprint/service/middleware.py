@@ -301,12 +301,29 @@ class GuardedH11Protocol(H11Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_timer()
+        self._release()
+        super().connection_lost(exc)
+
+    def _release(self) -> None:
         if self.guard is not None and self.counted_ip is not None:
             self.guard.open[self.counted_ip] -= 1
             if self.guard.open[self.counted_ip] <= 0:
                 del self.guard.open[self.counted_ip]
             self.counted_ip = None
-        super().connection_lost(exc)
+
+    def handle_websocket_upgrade(self, event: h11.Request) -> None:
+        # The connection now belongs to the WebSocket protocol, which (not this one) hears of its
+        # end: release the address's count from there, or every WebSocket (/v1/live) would leak one.
+        self._cancel_head_timer()
+        super().handle_websocket_upgrade(event)
+        ws = self.transport.get_protocol()
+        lost = ws.connection_lost
+
+        def connection_lost(exc: Exception | None) -> None:
+            self._release()
+            lost(exc)
+
+        ws.connection_lost = connection_lost  # type: ignore[method-assign]
 
     def data_received(self, data: bytes) -> None:
         if self.guard is not None and self.head_timer is None and self.conn.their_state is h11.IDLE:

@@ -30,6 +30,11 @@ __all__ = [
     "PersonOut",
     "PeopleResponse",
     "SampleOut",
+    "SightingOut",
+    "SightingsResponse",
+    "StreamIn",
+    "StreamOut",
+    "StreamsResponse",
     "VerifyResponse",
     "face_info",
     "location",
@@ -61,6 +66,12 @@ class FaceInfo(BaseModel):
     )
     angle: Optional[Angle] = Field(description="Head pose estimated from the landmarks; null without landmarks.")
     face_probability: float
+    quality: Optional[float] = Field(
+        default=None,
+        description="Face quality, 0-1: the predicted chance that this face is recognised correctly (size, "
+        "sharpness, exposure, pose, detector confidence; faceprint.quality). Below the service's min_quality "
+        "a face is not enrolled and not decided on.",
+    )
 
 
 class DetectResponse(BaseModel):
@@ -74,8 +85,18 @@ class Candidate(BaseModel):
 
 
 class IdentifiedFace(FaceInfo):
-    name: Optional[str] = Field(description="Who this is: the nearest person within the threshold, null if unknown.")
-    unknown: bool
+    name: Optional[str] = Field(
+        description="Who this is: the nearest person within the threshold, null if unknown or too poor "
+        "to decide."
+    )
+    unknown: bool = Field(
+        description="Nobody enrolled is within the threshold (false when too poor to decide)."
+    )
+    too_poor: bool = Field(
+        default=False,
+        description="The face's quality is below min_quality: no decision is made (neither a name nor unknown).",
+    )
+    decision: str = Field(default="unknown", description="match, unknown or too_poor.")
     distance: Optional[float] = Field(description="Distance to the nearest enrolled person; null for an empty gallery.")
     candidates: list[Candidate] = Field(description="Nearest people first, up to top_k, whatever the threshold.")
 
@@ -100,7 +121,12 @@ class EmbedResponse(BaseModel):
 class VerifyResponse(BaseModel):
     distance: float
     threshold: float
-    same: bool
+    same: bool = Field(description="Same person (false when too poor to decide: see decision).")
+    decision: str = Field(default="different", description="same, different or too_poor.")
+    too_poor: bool = Field(
+        default=False, description="The worse face's quality is below min_quality: no decision is made."
+    )
+    quality: Optional[float] = Field(default=None, description="The worse of the two faces' quality, 0-1.")
     location: Location = Field(description="The face of `image` that was compared (its most central one).")
     person: Optional[PersonOut] = Field(default=None, description="The person compared against, if one was given.")
 
@@ -128,6 +154,19 @@ class SampleOut(BaseModel):
     image_url: Optional[str] = Field(description="GET it for the enrolled photo; null when none is kept.")
 
 
+class SightingOut(BaseModel):
+    person: str
+    stream: str = Field(description="The video stream's name (faceprint watch --stream).")
+    event: str = Field(description="recognised (identity decided) or left (the face is gone).")
+    time: str = Field(description="When, ISO-8601 UTC (2024-05-01T12:00:00.250Z).")
+    distance: Optional[float] = Field(description="Descriptor distance the decision rested on; null when unknown.")
+
+
+class SightingsResponse(BaseModel):
+    sightings: list[SightingOut] = Field(description="Newest first.")
+    total: int = Field(description="Sightings that match in all (pages: ?offset=&limit=).")
+
+
 class PersonDetail(PersonOut):
     faces: list[SampleOut]
 
@@ -138,6 +177,7 @@ class EnrolResponse(BaseModel):
     person: str
     location: Location
     face_probability: float
+    quality: Optional[float] = Field(default=None, description="The enrolled face's quality, 0-1.")
 
 
 class Deleted(BaseModel):
@@ -165,6 +205,45 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
+class StreamIn(BaseModel):
+    source: str | int = Field(
+        description="A video file on the server, a camera index (0), or an http(s)/rtsp(s) URL OpenCV can read."
+    )
+    name: Optional[str] = Field(default=None, min_length=1, max_length=100, description="A label (default: the source).")
+    fps: Optional[float] = Field(default=None, gt=0, le=120, description="Process at most this many frames a second.")
+    every: Optional[int] = Field(default=None, ge=1, le=100, description="Run the detector on one frame in N (default 5).")
+
+
+class StreamOut(BaseModel):
+    id: int
+    name: str
+    source: str = Field(description="The source, any password in a URL hidden.")
+    live: bool = Field(description="A camera or URL (reopened with back-off when it drops), not a file.")
+    status: str = Field(description="starting, running, reopening, ended (a file's end), failed, or stopped.")
+    fps: float = Field(description="Frames processed a second, over the last few seconds.")
+    fps_cap: Optional[float]
+    every: int
+    frames: int = Field(description="Frames processed.")
+    faces: int = Field(description="Faces in view on the latest frame.")
+    faces_seen: int = Field(description="Faces that appeared so far (one per track).")
+    events: int
+    reconnects: int
+    skipped_frames: int
+    error: Optional[str] = Field(description="The last error (why it failed, or why it is reopening).")
+    width: int
+    height: int
+    started: float = Field(description="Unix time the stream was added.")
+    ended: Optional[float] = Field(description="Unix time it ended, failed or was stopped.")
+    preview_url: str
+
+
+class StreamsResponse(BaseModel):
+    streams: list[StreamOut]
+    max_streams: int
+    subscribers: int = Field(description="Clients following GET /v1/events.")
+    events_dropped: int = Field(description="Events dropped for clients that read too slowly, since the start.")
+
+
 VerifyResponse.model_rebuild()
 
 
@@ -189,4 +268,5 @@ def face_info(det: Detection, image_sha256: str) -> dict[str, Any]:
         "landmarks": landmarks,
         "angle": angle,
         "face_probability": round(float(det.score), 4),
+        "quality": None if det.quality is None else round(float(det.quality), 4),
     }

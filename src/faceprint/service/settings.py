@@ -45,6 +45,16 @@ class Settings:
         slow or idle clients cannot hold connections open.
     far: default false-accept rate of decisions, mapped through the model's calibration (1:N
         adjusted for the gallery's size on identify); a request's threshold or far overrides it.
+    min_quality: the face-quality floor (0-1, faceprint.quality): enrolment refuses faces below it
+        (422 low_quality) and identify/verify answer "too poor to decide" for them; None: the
+        library's default (``quality.DEFAULT_MIN_QUALITY``), 0: off.
+    sightings_retention_days: sightings (known people seen in video streams) older than this many
+        days are purged as new ones are recorded, and never served (0: kept until purged by hand).
+    max_streams: server-side video streams (cameras, files, URLs: POST /v1/streams) held at once.
+    greet_template: greet known people recognised in the streams with this text ({name} for the
+        person), spoken with espeak-ng (printed to the log without it); None: no greeting.
+    greet_to: write each greeting to a numbered WAV file beside this path instead of playing it.
+    greet_cooldown: seconds before the same person is greeted again, across all streams.
     """
 
     host: str = "127.0.0.1"
@@ -65,6 +75,7 @@ class Settings:
     max_inflight: int = 8
     top_k: int = 3
     far: float | None = None  # decide at this false-accept rate (model calibration) unless a threshold is given
+    min_quality: float | None = None  # face-quality floor; None: faceprint.quality.DEFAULT_MIN_QUALITY
     allowed_hosts: tuple[str, ...] = ()
     max_requests: int = 128
     # Below the usual 1024 file descriptors a process may open, leaving room for the gallery and models.
@@ -72,6 +83,11 @@ class Settings:
     max_connections_per_ip: int = 64
     header_timeout: float = 10.0
     body_timeout: float = 60.0
+    sightings_retention_days: float = 30.0
+    max_streams: int = 8  # server-side video streams (POST /v1/streams) held at once; 0: none allowed
+    greet_template: str | None = None
+    greet_to: str | None = None
+    greet_cooldown: float = 60.0
 
     def __post_init__(self) -> None:
         for name, (low, high) in _RANGES.items():
@@ -138,15 +154,17 @@ class Settings:
 
 
 _INTS = {"port", "threads", "max_upload_bytes", "max_pixels", "max_batch", "max_inflight", "top_k", "max_requests",
-         "max_connections", "max_connections_per_ip"}
-_FLOATS = {"batch_wait_ms", "far", "header_timeout", "body_timeout"}
+         "max_connections", "max_connections_per_ip", "max_streams"}
+_FLOATS = {"batch_wait_ms", "far", "min_quality", "header_timeout", "body_timeout", "sightings_retention_days",
+           "greet_cooldown"}
 _LISTS = {"cors_origins", "allowed_hosts"}  # comma-separated in the environment
 # Allowed (lowest, highest) of numeric settings, inclusive; None: no upper bound.
 _RANGES: dict[str, tuple[float, float | None]] = {
     "port": (1, 65535), "threads": (1, None), "max_upload_bytes": (1, None), "max_pixels": (1, None),
-    "max_batch": (1, None), "batch_wait_ms": (0, None), "max_inflight": (1, None), "top_k": (1, None),
+    "max_batch": (1, None), "batch_wait_ms": (0, None), "min_quality": (0, 1), "max_inflight": (1, None), "top_k": (1, None),
     "max_requests": (1, None), "max_connections": (1, None), "max_connections_per_ip": (0, None),
-    "header_timeout": (0.1, None), "body_timeout": (0.1, None),
+    "header_timeout": (0.1, None), "body_timeout": (0.1, None), "sightings_retention_days": (0, None), "max_streams": (0, 1000),
+    "greet_cooldown": (0, None),
 }
 
 

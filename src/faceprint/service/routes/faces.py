@@ -49,21 +49,25 @@ async def identify(
     threshold: Optional[float] = ThresholdQ,
     far: Optional[float] = FarQ,
 ) -> dict[str, Any]:
-    """Who is in the photo: one entry per face, with ranked candidates and an explicit unknown."""
+    """Who is in the photo: one entry per face, with ranked candidates and an explicit unknown (or
+    too_poor: the face's quality is below min_quality, so no decision is made)."""
     eng = engine(request)
     found, _ = await read_inputs(request, ("image",))
     [(upload, faces)] = await infer(request, "faces", [("image", require_image(found))])
     k = top_k or eng.settings.top_k
     dim = eng.pipeline.spec.embedding_size
     vectors = np.stack([f.embedding.vector for f in faces]) if faces else np.zeros((0, dim), np.float32)
-    thr, decided = await run_in_threadpool(eng.identify, vectors, k, threshold, far)
+    qualities = [f.detection.quality for f in faces]
+    thr, decided = await run_in_threadpool(eng.identify, vectors, k, threshold, far, qualities)
     entries = []
     for face, (decision, candidates) in zip(faces, decided):
         entries.append(
             {
                 **face_info(face.detection, upload.sha256),
                 "name": decision.identity,
-                "unknown": decision.identity is None,
+                "unknown": decision.decision == "unknown",
+                "too_poor": decision.too_poor,
+                "decision": decision.decision,
                 "distance": round(decision.distance, 6) if candidates else None,
                 "candidates": [{"name": m.identity, "distance": round(m.distance, 6)} for m in candidates],
             }
@@ -90,17 +94,29 @@ async def verify(
     if "image2" in found:
         (ua, fa), (ub, fb) = await infer(request, "faces", [("image", first), ("image2", found["image2"])])
         a, b = eng.central(fa, ua), eng.central(fb, ub, "image2")
-        result = await run_in_threadpool(eng.verify, a.embedding.vector, b.embedding.vector, threshold, far)
+        worse = _worse(a, b)
+        result = await run_in_threadpool(
+            eng.verify, a.embedding.vector, b.embedding.vector, threshold, far, worse
+        )
         return {**_verdict(result), "location": location(a.detection.box)}
     person_id = await _person_id(request, values)
     [(ua, fa)] = await infer(request, "faces", [("image", first)])
     a = eng.central(fa, ua)
-    result, person = await run_in_threadpool(eng.verify_person, a.embedding.vector, person_id, threshold, far)
+    result, person = await run_in_threadpool(
+        eng.verify_person, a.embedding.vector, person_id, threshold, far, a.detection.quality
+    )
     return {**_verdict(result), "location": location(a.detection.box), "person": vars(person)}
 
 
+def _worse(*faces: Any) -> Optional[float]:
+    known = [f.detection.quality for f in faces if f.detection.quality is not None]
+    return min(known) if known else None
+
+
 def _verdict(v: Any) -> dict[str, Any]:
-    return {"distance": round(v.distance, 6), "threshold": v.threshold, "same": bool(v.same)}
+    quality = None if v.quality is None else round(float(v.quality), 4)
+    return {"distance": round(v.distance, 6), "threshold": v.threshold, "same": bool(v.same),
+            "decision": v.decision, "too_poor": bool(v.too_poor), "quality": quality}
 
 
 async def _person_id(request: Request, values: dict[str, Any]) -> int:

@@ -78,7 +78,8 @@ async def delete_person(request: Request, person_id: int = PersonId) -> dict[str
     openapi_extra=image_body({"image": "A photo of the person (its most central face is used)."}),
 )
 async def enrol_face(request: Request, person_id: int = PersonId) -> dict[str, Any]:
-    """Enrol a face sample from a photo (409 duplicate_photo if this photo is enrolled already)."""
+    """Enrol a face sample from a photo (409 duplicate_photo if this photo is enrolled already; 422
+    low_quality if its face is below the quality floor, and nothing is stored)."""
     eng = engine(request)
     await run_in_threadpool(eng.person_name, person_id)  # 404 before any network time
     found, _ = await read_inputs(request, ("image",))
@@ -88,7 +89,8 @@ async def enrol_face(request: Request, person_id: int = PersonId) -> dict[str, A
     name = await run_in_threadpool(eng.person_name, person_id)
     det = face.detection
     return {"id": sid, "person_id": person_id, "person": name, "location": location(det.box),
-            "face_probability": round(float(det.score), 4)}
+            "face_probability": round(float(det.score), 4),
+            "quality": None if det.quality is None else round(float(det.quality), 4)}
 
 
 @router.get(
