@@ -15,9 +15,7 @@ benchmarks/results/streams-<N>x<fps>-<machine>.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import socket
 import sys
 import tempfile
 import threading
@@ -32,7 +30,7 @@ from common import data_root, machine, save, table  # noqa: E402
 
 from faceprint import FacePipeline, Gallery  # noqa: E402
 from faceprint.service import Settings, create_app  # noqa: E402
-from faceprint.service.testing import free_port  # noqa: E402
+from faceprint.service.testing import EventReader, free_port  # noqa: E402
 from faceprint.video.scene import door_scene, lfw_photo, render_scene  # noqa: E402
 
 ENROLLED = ("Colin_Powell", "Tony_Blair")
@@ -59,47 +57,6 @@ def write_clip(path: Path) -> Path:
             writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     writer.release()
     return path
-
-
-class Events(threading.Thread):
-    """A GET /v1/events client: counts events by kind, and the server's drop notices."""
-
-    def __init__(self, base: str) -> None:
-        super().__init__(daemon=True)
-        self.counts: dict[str, int] = {}
-        self.dropped = 0
-        self.client = httpx.Client(base_url=base, timeout=httpx.Timeout(60, read=None))
-        self.response: httpx.Response | None = None
-
-    def run(self) -> None:
-        try:
-            with self.client.stream("GET", "/v1/events") as r:
-                self.response = r
-                dropped_next = False
-                for line in r.iter_lines():
-                    if line == "event: dropped":
-                        dropped_next = True
-                    elif line.startswith("data: "):
-                        record = json.loads(line[6:])
-                        if dropped_next:
-                            self.dropped += record["dropped"]
-                            dropped_next = False
-                        else:
-                            self.counts[record["kind"]] = self.counts.get(record["kind"], 0) + 1
-        except (httpx.HTTPError, RuntimeError, OSError, AttributeError):
-            pass
-
-    def close(self) -> None:
-        # Closing a socket does not wake a thread blocked reading it; shutting it down does.
-        stream = self.response.extensions.get("network_stream") if self.response is not None else None
-        sock = stream.get_extra_info("socket") if stream is not None else None
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        self.join(10)
-        self.client.close()
 
 
 def main() -> None:
@@ -134,8 +91,8 @@ def main() -> None:
         except httpx.TransportError:
             pass
         time.sleep(0.2)
-    events = Events(base)
-    events.start()
+    events = EventReader(base)
+
     time.sleep(0.5)
 
     body = {"source": str(clip), **({"fps": args.fps} if args.fps > 0 else {})}

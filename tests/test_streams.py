@@ -10,7 +10,6 @@ the enrolled ones.
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,6 +23,7 @@ import pytest
 httpx = pytest.importorskip("httpx", reason="the service's test extra is not installed: pip install -e '.[test]'")
 pytest.importorskip("fastapi", reason="the service extra is not installed: pip install -e '.[service]'")
 
+from faceprint.service.testing import EventReader as _EventReader  # noqa: E402
 from faceprint.service.testing import running_server  # noqa: E402
 from faceprint.video.greeter import find_speech_engine  # noqa: E402
 from faceprint.video.scene import Actor, lfw_photo, render_scene  # noqa: E402
@@ -90,49 +90,9 @@ def client(server: str) -> httpx.Client:
             c.delete(f"/v1/streams/{s['id']}")
 
 
-class EventReader:
-    """GET /v1/events in a thread, every record kept; connected before any stream starts."""
-
-    def __init__(self, base: str, key: str = READ) -> None:
-        self.records: list[dict[str, Any]] = []
-        self.content_type = ""
-        self._client = httpx.Client(base_url=base, headers={"X-API-Key": key}, timeout=httpx.Timeout(120, read=None))
-        self._ready = threading.Event()
-        self._response: Any = None
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-        assert self._ready.wait(30), "GET /v1/events did not answer"
-
-    def _read(self) -> None:
-        try:
-            with self._client.stream("GET", "/v1/events") as r:
-                self._response = r
-                self.content_type = r.headers["content-type"]
-                for line in r.iter_lines():
-                    if line.startswith(": connected"):
-                        self._ready.set()
-                    elif line.startswith("data: "):
-                        self.records.append(json.loads(line[len("data: "):]))
-        except (httpx.HTTPError, RuntimeError, OSError, AttributeError):
-            pass  # closed by close()
-        finally:
-            self._ready.set()
-
-    def of(self, stream_id: int) -> list[dict[str, Any]]:
-        return [r for r in list(self.records) if r["stream"] == stream_id]
-
-    def close(self) -> None:
-        # Closing a socket does not wake a thread blocked reading it; shutting it down does.
-        stream = self._response.extensions.get("network_stream") if self._response is not None else None
-        sock = stream.get_extra_info("socket") if stream is not None else None
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        self._thread.join(10)
-        assert not self._thread.is_alive()
-        self._client.close()
+def EventReader(base: str, key: str = READ) -> _EventReader:  # noqa: N802
+    """GET /v1/events with the read key, connected before any stream starts."""
+    return _EventReader(base, key)
 
 
 def wait_for(client: httpx.Client, stream_id: int, statuses: set[str], timeout: float = 240) -> dict[str, Any]:
@@ -145,7 +105,7 @@ def wait_for(client: httpx.Client, stream_id: int, statuses: set[str], timeout: 
         time.sleep(0.25)
 
 
-def wait_events(reader: EventReader, stream_id: int, count: int, timeout: float = 10) -> list[dict[str, Any]]:
+def wait_events(reader: _EventReader, stream_id: int, count: int, timeout: float = 10) -> list[dict[str, Any]]:
     deadline = time.monotonic() + timeout
     while len(reader.of(stream_id)) < count and time.monotonic() < deadline:
         time.sleep(0.05)

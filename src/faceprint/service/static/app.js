@@ -90,16 +90,7 @@ function drawPhoto(img, faces) {
   for (const face of faces) {
     const { left, top, width, height } = face.location;
     const colour = face.too_poor ? "#b60" : face.unknown ? "#d00" : "#0a0";
-    ctx.strokeStyle = colour;
-    ctx.strokeRect(left, top, width, height);
-    const text = label(face);
-    const tw = ctx.measureText(text).width + 6 * unit;
-    const th = 16 * unit;
-    const y = top >= th ? top - th : top + height;
-    ctx.fillStyle = colour;
-    ctx.fillRect(left, y, tw, th);
-    ctx.fillStyle = "#fff";
-    ctx.fillText(text, left + 3 * unit, y + 12 * unit);
+    labelledBox(ctx, unit, [left, top, width, height], colour, label(face));
   }
   canvas.dataset.faces = JSON.stringify(faces.map((f) => ({ name: f.name, distance: f.distance, location: f.location })));
 }
@@ -447,16 +438,7 @@ function drawLive(faces, scale) {
   for (const face of faces) {
     const [left, top, width, height] = face.box.map((v) => v * scale);
     const colour = !face.decided ? "#888" : face.unknown ? "#d00" : "#0a0";
-    ctx.strokeStyle = colour;
-    ctx.strokeRect(left, top, width, height);
-    const text = liveLabel(face);
-    const tw = ctx.measureText(text).width + 6 * unit;
-    const th = 16 * unit;
-    const y = top >= th ? top - th : top + height;
-    ctx.fillStyle = colour;
-    ctx.fillRect(left, y, tw, th);
-    ctx.fillStyle = "#fff";
-    ctx.fillText(text, left + 3 * unit, y + 12 * unit);
+    labelledBox(ctx, unit, [left, top, width, height], colour, liveLabel(face));
   }
   overlay.dataset.faces = JSON.stringify(faces.map((f) => ({ track: f.track, name: f.name, unknown: f.unknown, distance: f.distance })));
 }
@@ -571,3 +553,16 @@ $("#live-start").addEventListener("click", startLive);
 $("#live-stop").addEventListener("click", () => { stopLive(); liveSay("Live view stopped."); });
 window.addEventListener("hashchange", showView);
 showView();
+
+// A face's box with its label on a coloured band above it (below when there is no room).
+function labelledBox(ctx, unit, [left, top, width, height], colour, text) {
+  ctx.strokeStyle = colour;
+  ctx.strokeRect(left, top, width, height);
+  const tw = ctx.measureText(text).width + 6 * unit;
+  const th = 16 * unit;
+  const y = top >= th ? top - th : top + height;
+  ctx.fillStyle = colour;
+  ctx.fillRect(left, y, tw, th);
+  ctx.fillStyle = "#fff";
+  ctx.fillText(text, left + 3 * unit, y + 12 * unit);
+}
