@@ -85,3 +85,23 @@ def test_eval_quality_unknown_condition_is_a_clear_error(data_dir: Path, tmp_pat
         "--conditions", "jpeg11", "--json",
     ])  # fmt: skip
     assert res.exit_code == 2 and "jpeg11" in json.loads(res.stdout)["error"]
+
+
+def test_error_versus_discard_fixes_the_threshold_and_drops_the_worst_pairs() -> None:
+    from faceprint.evaluate.robustness import error_versus_discard
+
+    rng = np.random.default_rng(0)
+    n = 4000
+    same = rng.random(n) < 0.5
+    quality = rng.random(n)
+    # genuine pairs drift apart as quality falls; quality says nothing of impostors
+    d = np.where(same, rng.normal(0.4, 0.1, n) + (1 - quality) * 0.4, rng.normal(1.0, 0.1, n))
+    rows = error_versus_discard(d, same, quality)
+    assert [r["discarded"] for r in rows] == [0.0, 0.05, 0.10, 0.20]
+    assert len({r["threshold"] for r in rows}) == 1 and rows[0]["fmr"] <= 1e-3
+    assert [r["pairs"] for r in rows] == [4000, 3800, 3600, 3200]
+    fnmr = [r["fnmr"] for r in rows]
+    assert fnmr == sorted(fnmr, reverse=True) and fnmr[2] < fnmr[0]
+    # a quality that says nothing changes nothing much
+    flat = error_versus_discard(d, same, rng.random(n))
+    assert abs(flat[2]["fnmr"] - flat[0]["fnmr"]) < 0.03

@@ -143,6 +143,10 @@ def evaluate_degraded(
             "pairs": int(pick.sum()),
             "no_face": int(sum(r["no_face"] for r in rows if r["condition"] in degraded)),
         }
+        pooled["error_versus_discard"] = error_versus_discard(
+            arrays["distance"][pick], arrays["issame"][pick],
+            np.fmin(arrays["quality_a"][pick], arrays["quality_b"][pick]),
+        )  # fmt: skip
     return {
         "conditions": rows,
         "all_degraded": pooled,
@@ -154,6 +158,37 @@ def evaluate_degraded(
         "facenet_source": FACENET_SOURCE,
         "_per_pair": arrays,
     }
+
+
+def error_versus_discard(
+    distances: np.ndarray,
+    issame: np.ndarray,
+    quality: np.ndarray,
+    fractions: Sequence[float] = (0.0, 0.05, 0.10, 0.20),
+    far: float = 1e-3,
+) -> list[dict[str, float]]:
+    """The quality score's error-versus-discard curve (ISO/IEC 29794-1): the threshold is fixed at
+    ``far`` on all (n,) pairs' impostor distances; then the lowest-quality ``fraction`` of pairs
+    (a pair's quality: its worse face's; a face never found counts as 0) is discarded and the false
+    non-match rate of the genuine pairs left is measured. Rows: fraction, pairs kept, FNMR, FMR."""
+    d = np.asarray(distances, np.float64)
+    same = np.asarray(issame, bool)
+    q = np.nan_to_num(np.asarray(quality, np.float64), nan=0.0)
+    impostor = np.sort(d[~same])
+    k = int(np.floor(far * len(impostor)))  # false matches allowed at this FAR
+    thr = float(impostor[k]) if len(impostor) else float("inf")  # accept d < thr: at most k impostors
+    order = np.argsort(q, kind="stable")
+    rows = []
+    for fraction in fractions:
+        keep = np.ones(len(d), bool)
+        keep[order[: int(round(fraction * len(d)))]] = False
+        genuine, other = keep & same, keep & ~same
+        rows.append({
+            "discarded": float(fraction), "pairs": int(keep.sum()), "threshold": thr,
+            "fnmr": float(np.mean(d[genuine] >= thr)) if genuine.any() else float("nan"),
+            "fmr": float(np.mean(d[other] < thr)) if other.any() else float("nan"),
+        })  # fmt: skip
+    return rows
 
 
 class _Loader:
@@ -202,6 +237,12 @@ def markdown_table(result: Mapping[str, Any]) -> str:
             f"| {_pct(p['val_at_far_1e-3'])} | | {p['roc_auc']:.4f} | {100 * p['eer']:.2f} | {p['no_face']} | "
             f"| {len(p['conditions'])} conditions pooled, {p['pairs']} pairs, folds kept |"
         )
+        edc = p.get("error_versus_discard")
+        if edc:
+            lines += ["", "Error versus discard (all degraded pairs; threshold fixed at FAR = 1e-3 on all of them; "
+                      "a pair's quality is its worse face's):", "",
+                      "| lowest-quality pairs discarded | pairs kept | FNMR % | FMR % |", "|---|---|---|---|"]  # fmt: skip
+            lines += [f"| {100 * e['discarded']:.0f}% | {e['pairs']} | {100 * e['fnmr']:.2f} | {100 * e['fmr']:.3f} |" for e in edc]
     return "\n".join(lines)
 
 
