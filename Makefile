@@ -9,7 +9,7 @@ PY     := $(VENV)/bin/python
 DATA   ?= $(or $(FACEPRINT_DATA),../shared/data)
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run demo chromium test bench clean
+.PHONY: setup run demo chromium system-packages test bench clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,14 +30,19 @@ run: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/faceprint demo happy-house --data $(DATA)
 
-# Debian's Chromium for the web page's browser tests, installed only when missing (they skip without it).
-chromium:
-	@command -v chromium >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && \
-	  { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 || \
-	    { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1; }; }; } || \
-	  echo 'chromium could not be installed: the browser tests will skip'
+# Debian packages for the browser tests (Chromium) and the spoken greeting (espeak-ng; sox to check
+# the WAVs), installed only when missing; without them those tests skip and say why.
+DEBS := chromium chromium-driver espeak-ng sox
+system-packages:
+	@missing=""; for c in chromium chromedriver espeak-ng sox; do command -v $$c >/dev/null 2>&1 || missing=1; done; \
+	if [ -n "$$missing" ]; then { command -v apt-get >/dev/null 2>&1 && \
+	  { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBS) >/dev/null 2>&1 || \
+	    { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBS) >/dev/null 2>&1; }; }; } || \
+	  echo 'some of $(DEBS) could not be installed: the browser and speech tests will skip'; fi
 
-test: $(STAMP) chromium
+chromium: system-packages
+
+test: $(STAMP) system-packages
 	$(PY) -m pytest -q
 
 clean:
