@@ -81,11 +81,14 @@ def test_pipeline_defaults_follow_the_model_calibration() -> None:
     for name in list_models():
         spec = get_model_spec(name)
         assert spec.detector in list_detectors() and isinstance(spec.flip, bool)
+    # The default pipeline runs the model's detector, searching turned photos only where it finds
+    # no face: on every photo where it does, detections (and so the calibration) are the model's.
     fused = FacePipeline()  # the default model: the fusion fitted on YuNet landmarks, no mirror pass
-    assert (fused.detector.name, fused.embedder.flip) == (get_model_spec(fused.spec.name).detector, False)
-    assert fused.detector.name == "yunet"
+    assert (fused.detector.inner.name, fused.embedder.flip) == (get_model_spec(fused.spec.name).detector, False)
+    assert fused.detector.name == "yunet-upright"
     dlib = FacePipeline(model="dlib-resnet-v1")  # today's pipeline, as its 99.22% was measured
-    assert (dlib.detector.name, dlib.embedder.flip) == ("mtcnn", True)
+    assert (dlib.detector.name, dlib.embedder.flip) == ("mtcnn-upright", True)
     chosen = FacePipeline(detector="mtcnn", flip=True)  # the caller's choice wins
     assert (chosen.detector.name, chosen.embedder.flip) == ("mtcnn", True)
-    assert chosen.settings()["flip"] is True and fused.settings()["detector"] == "yunet"
+    assert chosen.settings()["flip"] is True and fused.settings()["detector"] == "yunet-upright"
+    assert fused.settings()["detector_params"] == FacePipeline(detector="yunet").settings()["detector_params"]
