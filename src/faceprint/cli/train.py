@@ -71,6 +71,41 @@ def train(
     val_pairs: Optional[Path] = typer.Option(
         None, "--val-pairs", help="LFW pairs file over --val-root, scored every epoch."
     ),
+    exclude_pairs: Optional[Path] = typer.Option(
+        None,
+        "--exclude-pairs",
+        help="LFW pairs file whose people are left out of --data (keeps the test identities unseen).",
+    ),
+    exclude_folds: str = typer.Option(
+        "",
+        "--exclude-folds",
+        help="Only the people of these folds of --exclude-pairs are left out, e.g. 5-9 (default: all): "
+        "train on the other folds' people, test on these folds.",
+    ),
+    augment: str = typer.Option(
+        "",
+        "--augment",
+        help="Comma list of degradations (faceprint.degrade: mask, blur, jpeg20, ...) applied at random "
+        "to training photos; people with one photo then train too (photo vs its degraded copy).",
+    ),
+    augment_p: float = typer.Option(
+        0.5, "--augment-p", min=0.0, max=1.0, help="Probability that a training photo is shown degraded."
+    ),
+    augment_copies: int = typer.Option(
+        2, "--augment-copies", min=1, help="Degraded copies made (and cached) per photo and degradation."
+    ),
+    keep_clean: float = typer.Option(
+        0.0,
+        "--keep-clean",
+        min=0.0,
+        help="Weight of a penalty on clean photos' descriptors moving from the starting network's "
+        "(fine-tune for a degradation without forgetting clean faces; 0: off).",
+    ),
+    save_as: Optional[str] = typer.Option(
+        None,
+        "--save-as",
+        help="Also save the trained weights into the cache as this registered model (e.g. dlib-resnet-v1-mask).",
+    ),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda (mixed precision is used on cuda)."),
     seed: int = typer.Option(0, "--seed"),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint.pt."),
@@ -87,8 +122,11 @@ def train(
         Console(stderr=True).print("[red]error:[/] faceprint train needs PyTorch: pip install 'faceprint\\[train]'")
         raise typer.Exit(2) from None
 
+    from ..errors import FaceprintError
+    from ..evaluate.lfw import read_lfw_pairs
     from ..pipeline import FacePipeline
     from ..train import PairSet, TrainConfig, Trainer, hold_out_identities, load_identity_folder
+    from ..train.export import check_registered, save_registered
 
     if threads:
         torch.set_num_threads(threads)
@@ -98,6 +136,21 @@ def train(
         raise typer.BadParameter("use either --val-every or --val-root/--val-pairs", param_hint="--val-every")
     if val_every == 1:
         raise typer.BadParameter("--val-every 1 would hold back every identity", param_hint="--val-every")
+    conditions = [c.strip() for c in augment.split(",") if c.strip()]
+    try:
+        TrainConfig(augment=conditions)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc).removeprefix("augment: "), param_hint="--augment") from None
+    try:
+        _fold_list(exclude_folds)
+    except ValueError:
+        raise typer.BadParameter(f"expected fold numbers such as 5-9 or 0,2,4, got {exclude_folds!r}",
+                                 param_hint="--exclude-folds") from None  # fmt: skip
+    if save_as:
+        try:
+            check_registered(save_as, model)
+        except FaceprintError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--save-as") from None
     scratch = init == "scratch"
     try:
         config = TrainConfig(
@@ -105,22 +158,33 @@ def train(
             steps_per_epoch=steps_per_epoch, miner=miner, margin=margin,
             optimizer=optimizer or ("adagrad" if scratch else "adam"), lr=lr or (0.05 if scratch else 1e-5),
             schedule=schedule, clip_grad=clip_grad or None, freeze=list(freeze), device=device, seed=seed, export=export,
+            augment=conditions, augment_p=augment_p, keep_clean=keep_clean,
         )  # fmt: skip
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     progress = not json_out
     pipe = FacePipeline(detector=detector, model=model)
+    excluded: list[str] = []
+    if exclude_pairs:
+        folds = _fold_list(exclude_folds)
+        chosen = [p for p in read_lfw_pairs(exclude_pairs) if folds is None or p.fold in folds]
+        excluded = sorted({n for p in chosen for n in (p.name_a, p.name_b)})
     train_set = load_identity_folder(
-        data, pipe, aligned=aligned, max_per_identity=max_per_identity, progress=progress
-    )
+        data, pipe, aligned=aligned, max_per_identity=max_per_identity, progress=progress, exclude=excluded,
+        min_images=1 if conditions else 2, augment=conditions, variants=augment_copies, seed=seed,
+    )  # fmt: skip
     for path in train_set.skipped:
         typer.echo(f"no face found, skipped: {path}", err=True)
     val = PairSet.from_lfw(val_root, val_pairs, pipe, progress=progress) if val_root and val_pairs else None
     if val_every:
         train_set, held = hold_out_identities(train_set, val_every)
-        val = PairSet.from_labels(held.chips, held.labels)
+        # with augmentation, also every pair with its second photo degraded (first copy of each)
+        val = PairSet.from_labels(held.chips, held.labels, degraded=[held.variants[c][0] for c in conditions])
     trainer = Trainer(config, train_set, out, val=val, progress=progress)
     summary = trainer.fit(resume=resume)
+    if save_as:
+        path, digest, recorded = save_registered(trainer.net, save_as)
+        summary["saved_as"] = {"model": save_as, "path": str(path), "sha256": digest, "recorded_sha256": recorded}
     if json_out:
         sys.stdout.write(json.dumps(summary, indent=1) + "\n")
         return
@@ -136,6 +200,21 @@ def train(
             line += f"; held-out accuracy {100 * v['accuracy']:.2f}%, VAL@FAR=1e-3 {100 * v['val_at_far_1e-3']:.2f}%"
         typer.echo(line)
     typer.echo(f"model: {summary['model']} (use it with --model {summary['model']})")
+    if save_as:
+        saved = summary["saved_as"]
+        same = "the build the registry's figures come from" if saved["sha256"] == saved["recorded_sha256"] else (
+            f"not byte-identical to the registry's measured build ({saved['recorded_sha256'][:12]}...)"
+        )  # fmt: skip
+        typer.echo(f"saved as {save_as}: {saved['path']} (sha256 {saved['sha256']}: {same}); use it with --model {save_as}")
+
+
+def _fold_list(text: str) -> set[int] | None:
+    """ "5-9" / "0,2,4" / "" (all) -> the fold numbers (None: all); ValueError when malformed."""
+    folds: set[int] = set()
+    for part in (t.strip() for t in text.split(",") if t.strip()):
+        first, _, last = part.partition("-")
+        folds.update(range(int(first), int(last or first) + 1))
+    return folds or None
 
 
 def register(app: typer.Typer) -> None:

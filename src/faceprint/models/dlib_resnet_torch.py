@@ -16,10 +16,17 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ._chips import chips_to_tensor
-from .dlib_resnet import CHIP_SIZE, ConvLayer, ResNetLayers, read_dlib_resnet
+from .dlib_resnet import CHIP_SIZE, ConvLayer, ResNetLayers, read_dlib_resnet, write_resnet_layers
 
 
-__all__ = ["DlibResNet", "dlib_resnet_descriptors", "load_dlib_resnet", "untrained_dlib_resnet"]
+__all__ = [
+    "DlibResNet",
+    "dlib_resnet_descriptors",
+    "layers_of",
+    "load_dlib_resnet",
+    "save_dlib_resnet",
+    "untrained_dlib_resnet",
+]
 
 def _zero_extend_add(a: Tensor, b: Tensor) -> Tensor:
     """dlib's add_prev_: zero-extend both (N, C, H, W) inputs at the end of C, H, W to the
@@ -135,6 +142,34 @@ def dlib_resnet_descriptors(model: DlibResNet, chips: np.ndarray, batch_size: in
             x = model.preprocess(arr[start : start + batch_size]).to(device)
             out[start : start + len(x)] = model(x).float().cpu().numpy()
     return out
+
+
+def layers_of(model: DlibResNet) -> ResNetLayers:
+    """The network's current weights as folded layers (the inverse of ``DlibResNet(layers)``)."""
+
+    def conv(c: nn.Conv2d) -> ConvLayer:
+        return ConvLayer(
+            weight=c.weight.detach().float().cpu().contiguous().numpy().copy(),
+            bias=c.bias.detach().float().cpu().numpy().copy(),  # type: ignore[union-attr]
+            stride=(int(c.stride[0]), int(c.stride[1])),
+            padding=(int(c.padding[0]), int(c.padding[1])),  # type: ignore[index]
+        )
+
+    pool = model.stem_pool
+    return ResNetLayers(
+        mean_rgb=model.mean_rgb,
+        stem=conv(model.stem),
+        pool=(int(pool.kernel_size), int(pool.stride)),  # type: ignore[arg-type]
+        blocks=tuple((conv(b.conv1), conv(b.conv2), bool(b.down)) for b in model.blocks),
+        fc=model.fc.weight.detach().float().cpu().numpy().copy(),
+        loss=dict(model.loss),
+    )
+
+
+def save_dlib_resnet(model: DlibResNet, path: str | Path) -> Path:
+    """Write the network's weights as an ``.npz`` that :func:`load_dlib_resnet` and the ONNX
+    builder read (:func:`faceprint.models.dlib_resnet.write_resnet_layers`)."""
+    return write_resnet_layers(layers_of(model), path)
 
 
 def untrained_dlib_resnet() -> DlibResNet:

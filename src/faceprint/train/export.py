@@ -1,7 +1,9 @@
-"""Export a trained embedding network to TorchScript and ONNX, checked against the PyTorch module."""
+"""Export a trained embedding network to TorchScript and ONNX, checked against the PyTorch module,
+or save it as the weights of a registered model that faceprint builds (``faceprint train --save-as``)."""
 
 from __future__ import annotations
 
+import importlib
 import io
 import warnings
 from contextlib import redirect_stderr, redirect_stdout
@@ -11,7 +13,11 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["export_onnx", "export_torchscript", "onnx_embeddings"]
+from .._resources import sha256_file
+from ..errors import ModelError
+from ..models import ModelSpec, get_model_spec, list_models
+
+__all__ = ["check_registered", "export_onnx", "export_torchscript", "onnx_embeddings", "save_registered"]
 
 
 def export_torchscript(net: nn.Module, path: str | Path, example: torch.Tensor) -> float:
@@ -63,3 +69,33 @@ def onnx_embeddings(path: str | Path, x: np.ndarray) -> np.ndarray:
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return session.run(None, {session.get_inputs()[0].name: x.astype(np.float32)})[0]
+
+
+def check_registered(name: str, start: str) -> ModelSpec:
+    """The spec of registered model ``name`` if faceprint builds its weights from ``start``'s
+    architecture (``faceprint train --save-as``); ModelError saying why not otherwise."""
+    spec = get_model_spec(name)
+    base = str(spec.extra.get("base", spec.name))
+    start_spec = get_model_spec(start)
+    start_base = str(start_spec.extra.get("base", start_spec.name))
+    if spec.weights.build is None or "writer" not in spec.extra:
+        built = [n for n in list_models() if get_model_spec(n).weights.build]
+        raise ModelError(
+            f"{name} is not a model faceprint builds (its weights come from {spec.weights.filename}); "
+            f"models built by `faceprint train --save-as`: {', '.join(built) or 'none'}"
+        )
+    if base != start_base:
+        raise ModelError(f"{name} is a {base} network; train it from {base} (--model {base}), not {start}")
+    return spec
+
+
+def save_registered(net: nn.Module, name: str) -> tuple[Path, str, str]:
+    """Write ``net``'s weights where registered model ``name`` looks for them (the user cache), in
+    its file format; returns (path, sha256 of the file, sha256 the registry records)."""
+    spec = get_model_spec(name)
+    if spec.weights.build is None or "writer" not in spec.extra:
+        raise ModelError(f"{name} is not a model faceprint builds: see check_registered")
+    module_name, func_name = str(spec.extra["writer"]).split(":")
+    writer = getattr(importlib.import_module(module_name), func_name)
+    path = Path(writer(net, spec.weights.cache_path()))
+    return path, sha256_file(path), spec.weights.sha256

@@ -13,25 +13,30 @@ class PKSampler:
     """Batches of ``p`` identities with ``k`` images each (indices into the dataset).
 
     Only identities with at least 2 images can give anchor-positive pairs, so only those are
-    drawn. An epoch visits every such identity once, in a shuffled order (the last partial batch
+    drawn, unless ``min_images=1``: with augmentation a photo and its degraded copy make a pair,
+    so an identity with one photo gets it ``k`` times (the trainer shows the repeats degraded). An epoch visits every such identity once, in a shuffled order (the last partial batch
     is dropped); an identity with fewer than ``k`` images repeats some (FaceNet samples ~40 faces
     per identity per mini-batch; with LFW's few images per person, repeats are unavoidable).
     Deterministic: the batches of epoch ``e`` depend only on (seed, e).
     """
 
-    def __init__(self, labels: Sequence[int] | np.ndarray, p: int, k: int, seed: int = 0) -> None:
+    def __init__(
+        self, labels: Sequence[int] | np.ndarray, p: int, k: int, seed: int = 0, *, min_images: int = 2
+    ) -> None:
         if p < 2 or k < 2:
             raise ValueError(f"need p >= 2 identities and k >= 2 images per batch, got p={p}, k={k}")
+        if min_images not in (1, 2):
+            raise ValueError(f"min_images must be 1 (augmented pairs) or 2, got {min_images}")
         labels = np.asarray(labels)
         self.p, self.k, self.seed = int(p), int(k), int(seed)
         groups: dict[int, list[int]] = {}
         for i, lab in enumerate(labels.tolist()):
             groups.setdefault(int(lab), []).append(i)
-        self.groups = {lab: np.array(idx) for lab, idx in sorted(groups.items()) if len(idx) >= 2}
+        self.groups = {lab: np.array(idx) for lab, idx in sorted(groups.items()) if len(idx) >= min_images}
         if len(self.groups) < self.p:
             raise ValueError(
-                f"only {len(self.groups)} identities have 2 or more images; a batch needs p={self.p}: "
-                "lower --p or add images"
+                f"only {len(self.groups)} identities have {min_images} or more images; a batch needs "
+                f"p={self.p}: lower --p or add images"
             )
         self.epoch = 0
 

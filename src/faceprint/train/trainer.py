@@ -8,6 +8,7 @@ schedule and the epoch reached; ``resume=True`` continues from it), and at the e
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import fnmatch
 import json
@@ -25,7 +26,9 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ..decide import paired_distances
+from ..degrade import get_condition
 from ..embed import Embedder
+from ..errors import UnknownNameError
 from ..evaluate.metrics import best_threshold, kfold_accuracy, roc_auc, val_at_far
 from ..models import ModelSpec, get_model_spec
 from ..models._checkpoint import save_model_file
@@ -53,6 +56,13 @@ class TrainConfig:
     on CUDA only (CPU runs stay float32). keep_best: with validation pairs, model.pt gets the
     weights of the epoch (0 = the starting weights) with the best validation accuracy (ties: AUC),
     so fine-tuning never hands back a model that validates worse than the one it started from.
+    augment: degradation names (:mod:`faceprint.degrade`); each training photo is shown as one of
+    its degraded copies (``ChipSet.variants``, condition and copy drawn at random) with probability
+    augment_p, and always when it repeats within its identity's K photos, so an identity with a
+    single photo (drawn too when augmenting) pairs the photo with a degraded copy of itself.
+    keep_clean: weight of a penalty added to the triplet loss, the mean squared distance between
+    the descriptors of the chips shown clean in a batch and the starting network's descriptors of
+    the same chips: fine-tuning for a degradation without forgetting clean faces (0: off).
     """
 
     model: str = "dlib-resnet-v1"
@@ -82,6 +92,9 @@ class TrainConfig:
     eval_batch: int = 64
     keep_best: bool = True
     export: bool = True
+    augment: list[str] = field(default_factory=list)
+    augment_p: float = 0.5
+    keep_clean: float = 0.0
 
     def __post_init__(self) -> None:
         if self.init not in ("pretrained", "scratch"):
@@ -93,6 +106,17 @@ class TrainConfig:
         get_miner(self.miner)  # validates the name
         if self.epochs < 1 or self.lr <= 0 or self.margin < 0:
             raise ValueError("epochs must be >= 1, lr > 0 and margin >= 0")
+        for name in self.augment:
+            try:
+                get_condition(name)
+            except UnknownNameError as exc:
+                raise ValueError(f"augment: {exc.args[0]}") from None
+            if name == "clean":
+                raise ValueError("augment: 'clean' is the photo itself; name degradations such as mask or blur")
+        if not 0.0 <= self.augment_p <= 1.0:
+            raise ValueError(f"augment_p must be between 0 and 1, got {self.augment_p}")
+        if self.keep_clean < 0:
+            raise ValueError(f"keep_clean must be >= 0, got {self.keep_clean}")
 
 
 def evaluate_pairs(
@@ -146,11 +170,21 @@ class Trainer:
         self.amp = config.amp and self.device.type == "cuda"
         torch.manual_seed(config.seed)
         self.net = self._build_net().to(self.device).train()
+        self.reference: nn.Module | None = None  # the starting network, for keep_clean
+        if config.keep_clean:
+            self.reference = copy.deepcopy(self.net).eval().requires_grad_(False)
         chip = tuple(train.chips.shape[1:])
         size = self.spec.chip_size
         if chip != (size, size, 3):
             raise ValueError(f"{self.spec.name} takes {size}x{size} chips, the training set has {chip}")
-        self.sampler = PKSampler(train.labels, config.p, config.k, seed=config.seed)
+        missing = [n for n in config.augment if len(train.variants.get(n, ())) == 0]
+        if missing:
+            raise ValueError(
+                f"the training set has no degraded copies for {', '.join(missing)}: load it with "
+                f"load_identity_folder(..., augment={list(config.augment)!r})"
+            )
+        min_images = 1 if config.augment else 2  # augmented, one photo makes a pair with its copy
+        self.sampler = PKSampler(train.labels, config.p, config.k, seed=config.seed, min_images=min_images)
         self.steps_per_epoch = min(len(self.sampler), config.steps_per_epoch or len(self.sampler))
         self.total_steps = self.steps_per_epoch * config.epochs
         params = [p for p in self.net.parameters() if p.requires_grad]
@@ -245,22 +279,48 @@ class Trainer:
         with open(self.out / "metrics.jsonl", "a") as fh:
             fh.write(json.dumps(record) + "\n")
 
-    def _batches(self, epoch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(chips, labels) of each step of ``epoch``; the randomness depends only on (seed, epoch)."""
+    def _batches(self, epoch: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """(chips, labels, shown clean) of each step of ``epoch``; the randomness depends only on
+        (seed, epoch). shown clean: which chips are not degraded copies (mirrored ones count)."""
         self.sampler.set_epoch(epoch)
         rng = np.random.default_rng([self.config.seed, epoch, 1])
         for step, idx in enumerate(self.sampler):
             if step >= self.steps_per_epoch:
                 return
             chips = self.train_set.chips[idx]
+            clean = np.ones(len(idx), bool)
+            if self.config.augment:
+                chips, clean = self._augment(chips, idx, rng)
             if self.config.flip:  # mirrored faces are the same person: free augmentation
                 mirror = rng.random(len(idx)) < 0.5
                 chips = chips.copy()
                 chips[mirror] = chips[mirror, :, ::-1]
-            yield chips, self.train_set.labels[idx]
+            yield chips, self.train_set.labels[idx], clean
 
-    def train_step(self, chips: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-        """One optimiser step on a batch; returns its loss and mining statistics."""
+    def _augment(
+        self, chips: np.ndarray, idx: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Swap chips for degraded copies: with probability augment_p, and every repeat of a photo.
+        Returns the chips and which of them are still clean."""
+        names = self.config.augment
+        pick = rng.random(len(idx)) < self.config.augment_p
+        first = np.zeros(len(idx), bool)
+        first[np.unique(idx, return_index=True)[1]] = True
+        pick |= ~first  # a repeated photo is never shown as an exact copy of itself
+        which = rng.integers(len(names), size=len(idx))
+        draw = rng.random(len(idx))
+        chips = chips.copy()
+        for j in np.flatnonzero(pick):
+            copies = self.train_set.variants[names[which[j]]]
+            chips[j] = copies[int(draw[j] * len(copies)), idx[j]]
+        return chips, ~pick
+
+    def train_step(
+        self, chips: np.ndarray, labels: np.ndarray, clean: np.ndarray | None = None
+    ) -> dict[str, float]:
+        """One optimiser step on a batch; returns its loss and mining statistics.
+
+        clean: which chips are shown undegraded (default all), for the keep_clean penalty."""
         cfg = self.config
         x = self.net.preprocess(chips).to(self.device)
         y = torch.as_tensor(labels, device=self.device)
@@ -272,8 +332,16 @@ class Trainer:
         a, p, n = self.miner(dist.detach(), y, cfg.margin)
         hinge = triplet_loss(emb[a], emb[p], emb[n], cfg.margin, reduction="none")
         loss = hinge.sum() if cfg.reduction == "sum" else hinge.sum() / max(len(hinge), 1)
+        drift = None
+        keep = torch.ones(len(y), dtype=torch.bool) if clean is None else torch.as_tensor(clean, dtype=torch.bool)
+        if self.reference is not None and bool(keep.any()):
+            keep = keep.to(self.device)
+            with torch.no_grad(), autocast:
+                ref = self.reference(x[keep]).float()
+            drift = (emb[keep] - ref).pow(2).sum(dim=1).mean()
+            loss = loss + cfg.keep_clean * drift
         self.optimizer.zero_grad(set_to_none=True)
-        if len(hinge):
+        if len(hinge) or drift is not None:
             self.scaler.scale(loss).backward()
             self.scaler.unscale_(self.optimizer)
             if cfg.clip_grad:
@@ -291,6 +359,7 @@ class Trainer:
                 "active_fraction": float((hinge.detach() > 0).float().mean()) if len(hinge) else 0.0,
                 "pos_dist": float(d[same].mean()),
                 "neg_dist": float(d[y[:, None] != y[None, :]].mean()),
+                "drift": float(drift) if drift is not None else 0.0,
             }
 
     def validate(self) -> dict[str, float] | None:
@@ -325,8 +394,8 @@ class Trainer:
                 desc=f"epoch {epoch}/{cfg.epochs}",
                 disable=not self.progress,
             )
-            for chips, labels in bar:
-                stats = self.train_step(chips, labels)
+            for chips, labels, clean in bar:
+                stats = self.train_step(chips, labels, clean)
                 images += len(chips)
                 for key in sums:
                     sums[key] += stats[key]
