@@ -37,10 +37,10 @@ from faceprint import FacePipeline, select_face
 from faceprint.decide import paired_distances
 from faceprint.evaluate.lfw import lfw_image_path, read_lfw_pairs
 from faceprint.imageio import load_image
-from faceprint.quality import COEFFICIENTS, face_cues
+from faceprint.quality import COEFFICIENTS, NORM_MEMBER, face_cues, norm_member
 
 CUES = list(COEFFICIENTS)
-HIGHER_IS_BETTER = {"log2_iod", "sharpness", "contrast", "score"}  # the others: lower is better
+HIGHER_IS_BETTER = {"log2_iod", "sharpness", "contrast", "score", "log_norm"}  # the others: lower is better
 
 
 def degrade(image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, float]]:
@@ -100,21 +100,25 @@ except ImportError:
         return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR) if restore else small
 
 
-def measure(pipe: FacePipeline, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per image: the central face's descriptor, cues and old quality (NaN rows: no face)."""
-    dim = pipe.spec.embedding_size
-    vec, cues, old = np.full((len(images), dim), np.nan, np.float32), np.full((len(images), len(CUES)), np.nan), np.full(len(images), np.nan)
-    for start in range(0, len(images), 32):
+def measure(pipe: FacePipeline, images: list[np.ndarray]) -> tuple[np.ndarray, ...]:
+    """Per image: the central face's descriptor, cues, SFace's descriptor length (NaN where the
+    model has no SFace) and old quality (NaN rows: no face)."""
+    dim, k = pipe.spec.embedding_size, norm_member(pipe.embedder.member_specs)
+    n = len(images)
+    vec, cues = np.full((n, dim), np.nan, np.float32), np.full((n, len(CUES)), np.nan)
+    norm, old = np.full(n, np.nan), np.full(n, np.nan)
+    for start in range(0, n, 32):
         batch = images[start : start + 32]
-        for i, (image, faces) in enumerate(zip(batch, pipe.faces_batch(batch)), start):
-            if not faces:
+        for i, (image, dets) in enumerate(zip(batch, pipe.detect_batch(batch)), start):
+            if not dets:
                 continue
-            f = faces[select_face([x.detection for x in faces], image.shape, "center")]
-            d = f.detection
-            vec[i], cues[i] = f.embedding.vector, face_cues(image, d).vector()
+            d = dets[select_face(dets, image.shape, "center")]
+            v, lengths = pipe.embedder.embed_with_norms(pipe.member_chips(image, [d]))
+            vec[i], cues[i] = v[0], face_cues(image, d).vector()
+            norm[i] = np.nan if k is None else lengths[0, k]
             old[i] = min(max(d.score, 0.0), 1.0) * min(1.0, min(d.width, d.height) / 100.0)
-        print(f"  {min(start + 32, len(images))}/{len(images)} images", flush=True)
-    return vec, cues, old
+        print(f"  {min(start + 32, n)}/{n} images", flush=True)
+    return vec, cues, norm, old
 
 
 def collect(args: argparse.Namespace) -> dict[str, np.ndarray]:
@@ -142,10 +146,10 @@ def collect(args: argparse.Namespace) -> dict[str, np.ndarray]:
         labels.append(p.same)
     pipe = FacePipeline()
     t = time.perf_counter()
-    vec, cues, old = measure(pipe, images)
+    vec, cues, norm, old = measure(pipe, images)
     print(f"measured {len(images)} images in {time.perf_counter() - t:.0f} s")
     return {
-        "vec": vec, "cues": cues, "old": old, "same": np.array(labels), "degraded": np.array(degraded),
+        "vec": vec, "cues": cues, "norm": norm, "old": old, "same": np.array(labels), "degraded": np.array(degraded),
         "threshold": np.array(pipe.spec.threshold), "metric": np.array(pipe.spec.metric), "model": np.array(pipe.spec.name),
     }
 
@@ -179,51 +183,80 @@ def main() -> None:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    cues = data["cues"].reshape(-1, 2, len(CUES))
+    has_norm = "norm" in data and np.isfinite(data["norm"]).any()
+    names = CUES + (["log_norm"] if has_norm else [])  # log_norm: log of SFace's descriptor length
+    per_face = data["cues"] if not has_norm else np.column_stack([data["cues"], np.log(data["norm"])])
+    cues = per_face.reshape(-1, 2, len(names))
     old = data["old"].reshape(-1, 2)
     ok = ~np.isnan(cues).any(axis=(1, 2))
     d = paired_distances(data["vec"][0::2][ok], data["vec"][1::2][ok], str(data["metric"]))
     thr = float(data["threshold"])
     same = data["same"][ok]
     correct = (d <= thr) == same
-    worse = np.where([c in HIGHER_IS_BETTER for c in CUES], cues[ok].min(axis=1), cues[ok].max(axis=1))
+    higher = [c in HIGHER_IS_BETTER for c in names]
+    worse = np.where(higher, cues[ok].min(axis=1), cues[ok].max(axis=1))
     old_worse = old[ok].min(axis=1)
     n, errors = len(correct), int((~correct).sum())
     print(f"{n} pairs with both faces found ({int((~ok).sum())} left out: a face not found); {errors} decided wrongly "
           f"at threshold {thr} ({100 * errors / n:.1f}%)")
 
-    signs = np.array([1 if c in HIGHER_IS_BETTER else -1 for c in CUES])
+    signs = np.where(higher, 1, -1)
 
     def fit(x: np.ndarray, y: np.ndarray, cols: list[int]) -> tuple[list[int], Any]:
         """The monotone fit on columns ``cols``: (columns kept, fitted scaler + regression)."""
         keep = list(cols)
-        while True:
+        while keep:
             model = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=1000)).fit(x[:, keep], y)
             w = model[1].coef_[0] * signs[keep]
             if (w >= 0).all():
                 return keep, model
             keep.pop(int(np.argmin(w)))
+        return [], None  # no cue points the right way: the base rate
 
-    def out_of_fold(cols: list[int]) -> np.ndarray:
-        oof = np.zeros(n)
-        for train, test in StratifiedKFold(5, shuffle=True, random_state=args.seed).split(worse, correct):
-            keep, model = fit(worse[train], correct[train], cols)
-            oof[test] = model.predict_proba(worse[test][:, keep])[:, 1]
+    def out_of_fold(cols: list[int], rows: np.ndarray) -> np.ndarray:
+        """Out-of-fold predictions for the pairs ``rows`` (a mask), NaN for the others."""
+        oof, x, y = np.full(n, np.nan), worse[rows], correct[rows]
+        at = np.flatnonzero(rows)
+        for train, test in StratifiedKFold(5, shuffle=True, random_state=args.seed).split(x, y):
+            keep, model = fit(x[train], y[train], cols)
+            oof[at[test]] = model.predict_proba(x[test][:, keep])[:, 1] if keep else y[train].mean()
         return oof
 
-    oof = out_of_fold(list(range(len(CUES))))
-    keep, model = fit(worse, correct, list(range(len(CUES))))
-    scaler, lr = model[0], model[1]
-    coef = np.zeros(len(CUES))
-    coef[keep] = lr.coef_[0] / scaler.scale_
-    intercept = float(lr.intercept_[0] - np.dot(coef[keep], scaler.mean_))
-    rows = [["quality (5-fold out-of-fold)", auc(oof, correct), logloss(oof, correct)],
-            ["old quality (score x size)", auc(old_worse, correct), None]]
-    for j, c in enumerate(CUES):
-        alone = out_of_fold([j])
-        rows.append([f"cue {c} alone", auc(signs[j] * worse[:, j], correct), logloss(alone, correct)])
+    def full_fit(cols: list[int], rows: np.ndarray) -> tuple[float, np.ndarray, list[int]]:
+        """Intercept and coefficients in raw-cue units (zeros: dropped), and the columns kept."""
+        keep, model = fit(worse[rows], correct[rows], cols)
+        scaler, lr = model[0], model[1]
+        coef = np.zeros(len(cols))
+        coef[keep] = lr.coef_[0] / scaler.scale_
+        return float(lr.intercept_[0] - np.dot(coef[keep], scaler.mean_)), coef, keep
+
+    # Two scores: from the detection alone (every model; all pairs), and once embedded, with SFace's
+    # length, fitted on the genuine pairs: "is this face matched to its own person". Over all pairs
+    # that cue reads backwards (AUC 0.37): the sampled impostor pairs, nearly all decided right, have
+    # shorter vectors than the genuine ones, while within each kind a short vector marks the errors
+    # (AUC 0.94 genuine, 0.99 impostor); the error-versus-discard curve counts genuine pairs only.
+    everyone, genuine = np.ones(n, bool), same.astype(bool)
+    sets = {"detection": (list(range(len(CUES))), everyone)}
+    if has_norm:
+        sets["embedded"] = (list(range(len(names))), genuine)
+    fits = {k: full_fit(cols, rows) for k, (cols, rows) in sets.items()}
+    oofs = {k: out_of_fold(cols, rows) for k, (cols, rows) in sets.items()}
+    rows = []
+    for k, (_, sel) in sets.items():
+        rows.append([f"quality, {k} ({'genuine' if k == 'embedded' else 'all'} pairs, 5-fold out-of-fold)",
+                     auc(oofs[k][sel], correct[sel]), logloss(oofs[k][sel], correct[sel])])  # fmt: skip
+    rows.append(["old quality (score x size)", auc(old_worse, correct), None])
+    for j, c in enumerate(names):
+        for label, sel in (("all", everyone), ("genuine", genuine)):
+            alone = out_of_fold([j], sel)[sel]
+            rows.append([f"cue {c} alone, {label} pairs", auc(signs[j] * worse[sel, j], correct[sel]),
+                         logloss(alone, correct[sel])])  # fmt: skip
     print(table(["predictor of a correct decision", "ROC AUC", "log-loss (out-of-fold)"], rows))
-    print(f"cues kept (the others came out with the wrong sign): {', '.join(CUES[k] for k in keep)}")
+    final = "embedded" if has_norm else "detection"  # what the default pipeline reports
+    intercept, coef, keep = fits[final]
+    sel = sets[final][1]
+    oof, correct, worse = oofs[final][sel], correct[sel], worse[sel]
+    print(f"cues kept in the {final} score (the others came out with the wrong sign): {', '.join(names[k] for k in keep)}")
 
     bins = [0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 1.0001]
     rel = []
@@ -235,11 +268,11 @@ def main() -> None:
 
     # What a floor does: the share of faces it refuses (clean and degraded separately, every found
     # face, from the full fit) and the error rate of the pairs it keeps / refuses.
-    flat = data["cues"][~np.isnan(data["cues"]).any(axis=1)]
-    clean = data["degraded"][~np.isnan(data["cues"]).any(axis=1)] == 0
-    z = intercept + flat @ coef
-    q_face = 1 / (1 + np.exp(-z))
-    qp = 1 / (1 + np.exp(-(intercept + worse @ coef)))
+    found = ~np.isnan(per_face).any(axis=1)
+    flat = per_face[found][:, : len(coef)]
+    clean = data["degraded"][found] == 0
+    q_face = 1 / (1 + np.exp(-(intercept + flat @ coef)))
+    qp = 1 / (1 + np.exp(-(intercept + worse[:, : len(coef)] @ coef)))
     floors = []
     for f in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9):
         kept = qp >= f
@@ -247,17 +280,20 @@ def main() -> None:
                        float((~correct[kept]).mean()) if kept.any() else float("nan"),
                        float((~correct[~kept]).mean()) if (~kept).any() else float("nan")])
     print(table(["floor", "clean faces refused", "degraded faces refused", "error kept pairs", "error refused pairs"], floors))
-    print("\nINTERCEPT =", round(intercept, 4))
-    print("COEFFICIENTS = {" + ", ".join(f'"{c}": {round(float(w), 4)}' for c, w in zip(CUES, coef)) + "}")
+    for k, (b, w, _) in fits.items():
+        prefix = "" if k == "detection" else "EMBEDDED_"
+        print(f"\n{prefix}INTERCEPT =", round(b, 4))
+        print(f"{prefix}COEFFICIENTS = {{" + ", ".join(f'"{c}": {round(float(x), 4)}' for c, x in zip(names, w)) + "}")
     result = {
         "model": str(data["model"]), "threshold": thr, "pairs": n, "left_out": int((~ok).sum()), "errors": errors,
         "auc": {r[0]: r[1] for r in rows}, "log_loss": {r[0]: r[2] for r in rows},
-        "cues_kept": [CUES[k] for k in keep], "reliability": rel, "floors": floors,
-        "intercept": intercept, "coefficients": dict(zip(CUES, map(float, coef))), "seed": args.seed,
+        "cues_kept": [names[k] for k in keep], "reliability": rel, "floors": floors, "score": final,
+        "norm_member": NORM_MEMBER if has_norm else None,
+        "fits": {k: {"intercept": b, "coefficients": dict(zip(names, map(float, w)))} for k, (b, w, _) in fits.items()},
+        "intercept": intercept, "coefficients": dict(zip(names, map(float, coef))), "seed": args.seed,
         "faces": int(len(flat)), "clean_faces": int(clean.sum()), "degradations": DEGRADE,
     }
     print(f"saved {save('quality-fit', result)}")
-
 
 if __name__ == "__main__":
     main()

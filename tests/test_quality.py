@@ -13,7 +13,15 @@ from PIL import Image
 
 from faceprint import FacePipeline, Gallery, LowQualityError, degrade, select_face
 from faceprint.decide import quality_floor, verify_embeddings
-from faceprint.quality import DEFAULT_MIN_QUALITY, QualityCues, assess, face_cues, quality_from_cues
+from faceprint.quality import (
+    DEFAULT_MIN_QUALITY,
+    QualityCues,
+    assess,
+    face_cues,
+    norm_member,
+    quality_from_cues,
+    reassess,
+)
 from faceprint.types import Detection, Match
 
 LFW = "lfw/lfw-deepfunneled"
@@ -48,8 +56,8 @@ def poor(pipe: FacePipeline, image: np.ndarray) -> np.ndarray:
     """The first of a few blurred-and-dark copies whose face is found with a quality under the floor."""
     for sigma, gain in _POOR:
         worse = degrade.exposure(degrade.blur(image, sigma), gain, 1.5)
-        dets = pipe.detect_batch([worse])[0]
-        if dets and dets[select_face(dets, worse.shape)].quality < DEFAULT_MIN_QUALITY:
+        faces = pipe.faces_batch([worse])[0]  # the quality decisions use: measured again once embedded
+        if faces and faces[select_face([f.detection for f in faces], worse.shape)].detection.quality < DEFAULT_MIN_QUALITY:
             return worse
     raise AssertionError("no blurred and darkened copy of this face is both found and below the floor")
 
@@ -82,13 +90,38 @@ def test_sharp_face_scores_higher_than_degraded_copies(pipe: FacePipeline, data_
             assert central_quality(pipe, worse) < sharp, (person, how)
 
 
+def test_embedded_quality_ranks_degraded_copies_lower_and_needs_sface(pipe: FacePipeline, data_dir: Path) -> None:
+    def embedded(p: FacePipeline, image: np.ndarray) -> float:
+        faces = p.faces_batch([image])[0]
+        assert faces, "the face should still be found"
+        return faces[select_face([f.detection for f in faces], image.shape)].detection.quality
+
+    for person in ("Colin_Powell", "Serena_Williams"):
+        image = rgb(lfw(data_dir, person, 1))
+        sharp = embedded(pipe, image)
+        assert sharp >= DEFAULT_MIN_QUALITY, person
+        masked = degrade.get_condition("mask")(image, rng=np.random.default_rng(0))
+        for how, worse in (("blurred", blurred(image, 4.0)), ("darkened", darkened(image)), ("masked", masked)):
+            assert embedded(pipe, worse) < sharp, (person, how)
+    # a model without SFace keeps the score measured at detection
+    plain = FacePipeline(model="dlib-resnet-v1", detector="yunet")
+    image = rgb(lfw(data_dir, "Tony_Blair", 1))
+    assert embedded(plain, image) == pytest.approx(central_quality(plain, image))
+    assert "quality" not in plain.settings() and "quality" in pipe.settings()
+
+
 def test_every_detection_carries_quality_and_it_is_cheap(pipe: FacePipeline, data_dir: Path) -> None:
     image = rgb(data_dir / "misc" / "two_people.jpg")
     faces = pipe.faces_batch([image])[0]
     assert len(faces) == 2 and all(0.0 <= f.detection.quality <= 1.0 for f in faces)
     bare = pipe.detector.detect(image)
     assert all(d.quality is None for d in bare)  # detectors leave it; the pipeline measures it
-    assert [d.quality for d in assess(image, bare)] == pytest.approx([f.detection.quality for f in faces])
+    # measured from the pixels at detection, then again once embedded with SFace's descriptor length
+    assert [d.quality for d in pipe.detect_batch([image])[0]] == pytest.approx([d.quality for d in assess(image, bare)])
+    k = norm_member(pipe.embedder.member_specs)
+    assert k is not None  # the default model has SFace among its members
+    norms = pipe.embedder.embed_with_norms(pipe.member_chips(image, bare))[1][:, k]
+    assert [d.quality for d in reassess(image, bare, norms)] == pytest.approx([f.detection.quality for f in faces])
     big = cv2.resize(image, None, fx=4, fy=4)  # a large photo: the cost must not grow with it
     dets = [Detection(tuple(4 * v for v in d.box), d.score, d.landmarks * 4) for d in bare]  # type: ignore[arg-type]
     assess(big, dets)

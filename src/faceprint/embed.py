@@ -153,6 +153,11 @@ class Embedder:
         """:meth:`embed` of ``chips[0]``, the one member's chips (the interface fused models share)."""
         return self.embed(chips[0])
 
+    def embed_with_norms(self, chips: Sequence[np.ndarray | Sequence[FaceChip]]) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`embed_members`, and (N, 1) float32: each descriptor's length (a quality cue)."""
+        out = self.embed(chips[0])
+        return out, np.linalg.norm(out, axis=1, keepdims=True)
+
     def embed(self, chips: np.ndarray | Sequence[FaceChip]) -> np.ndarray:
         """(N, S, S, 3) uint8 chips (or FaceChips) -> (N, D) float32 descriptors, N may be 0."""
         arr = self._as_array(chips)
@@ -195,13 +200,20 @@ class FusedEmbedder:
 
     def embed_members(self, chips: Sequence[np.ndarray | Sequence[FaceChip]]) -> np.ndarray:
         """One chip set per member (same faces, member order) -> (N, sum of D) float32."""
+        return self.embed_with_norms(chips)[0]
+
+    def embed_with_norms(self, chips: Sequence[np.ndarray | Sequence[FaceChip]]) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`embed_members`, and (N, members) float32: each member's descriptor length before
+        it is made a unit vector (SFace's is a strong quality cue, :mod:`faceprint.quality`)."""
         if len(chips) != len(self.members):
             raise ValueError(f"{self.spec.name} needs {len(self.members)} chip sets, got {len(chips)}")
-        parts = []
+        parts, norms = [], []
         for member, scale, member_chips in zip(self.members, self.scales, chips):
             v = member.embed(member_chips)
-            parts.append(scale * v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12))
-        return np.concatenate(parts, axis=1).astype(np.float32)
+            n = np.linalg.norm(v, axis=1, keepdims=True)
+            parts.append(scale * v / np.maximum(n, 1e-12))
+            norms.append(n)
+        return np.concatenate(parts, axis=1).astype(np.float32), np.concatenate(norms, axis=1).astype(np.float32)
 
 
 def make_embedder(model: str | ModelSpec = DEFAULT_MODEL, **kwargs: Any) -> Embedder | FusedEmbedder:

@@ -19,7 +19,7 @@ from .embed import make_embedder
 from .errors import FaceprintError, InvalidImageError, LowQualityError, NoFaceError
 from .imageio import DEFAULT_MAX_PIXELS, ImageSource, describe_source, load_image
 from .models import DEFAULT_MODEL, ModelSpec, get_model_spec
-from .quality import DEFAULT_MIN_QUALITY, assess
+from .quality import DEFAULT_MIN_QUALITY, EMBEDDED_VERSION, assess, norm_member, reassess
 from .shape_predictor import ShapePredictor
 from .types import Detection, Embedding, Face, FaceChip, Match, Verification
 
@@ -131,6 +131,8 @@ class FacePipeline:
             "flip": self.embedder.flip,
             "jitter": self.embedder.jitter,
             "chip": [self.spec.chip_size, self.spec.padding],
+            # with the descriptor's length among the cues, cached qualities follow a refit
+            **({"quality": EMBEDDED_VERSION} if norm_member(self.embedder.member_specs) is not None else {}),
         }
 
     # -- stages -----------------------------------------------------------------------------------
@@ -201,7 +203,10 @@ class FacePipeline:
                 chips.extend(more)
             owners.extend((i, det) for det in dets)
         chips = members[0]
-        vectors = self.embedder.embed_members(members)
+        vectors, norms = self.embedder.embed_with_norms(members)
+        k = norm_member(self.embedder.member_specs)
+        if k is not None:  # the descriptor's length says more of the face's quality than the pixels
+            owners = [(i, reassess(images[i], [det], norms[j : j + 1, k])[0]) for j, (i, det) in enumerate(owners)]
         out: list[list[Face]] = [[] for _ in images]
         for (i, det), chip, vec in zip(owners, chips, vectors):
             emb = Embedding(vector=vec, model_id=self.spec.name)
