@@ -129,7 +129,9 @@ EMBEDDED_VERSION = hashlib.sha256(repr((EMBEDDED_INTERCEPT, _EMBEDDED_WEIGHTS.to
 #: The floor under which enrolment refuses a face and decisions answer "too poor to decide": where
 #: the predicted error of a decision reaches 50%, no better than a coin toss. On the fitting data,
 #: pairs below it were decided wrongly 53% of the time against 10% above it; it refused no clean
-#: LFW face and 4% of the degraded ones (benchmarks/fit_quality.py).
+#: LFW face and 4% of the degraded ones (benchmarks/fit_quality.py). With the embedded score (the
+#: default model's): 84% of the genuine pairs below it were missed, 10% above; it refuses no clean
+#: face, 20% of the fitting mix's heavily degraded ones, 4% of masked LFW faces.
 DEFAULT_MIN_QUALITY = 0.5
 
 
@@ -211,7 +213,10 @@ def _face_grey(image: np.ndarray, box: tuple[float, float, float, float]) -> np.
 def quality_from_cues(cues: QualityCues | np.ndarray) -> float:
     """The calibrated quality in [0, 1] of some cues (a QualityCues or its vector)."""
     x = cues.vector() if isinstance(cues, QualityCues) else np.asarray(cues, np.float64)
-    z = INTERCEPT + float(np.dot(x, _WEIGHTS))
+    return _sigmoid(INTERCEPT + float(np.dot(x, _WEIGHTS)))
+
+
+def _sigmoid(z: float) -> float:
     return float(1.0 / (1.0 + math.exp(-min(max(z, -50.0), 50.0))))
 
 
@@ -233,8 +238,7 @@ def norm_member(members: Sequence[ModelSpec]) -> int | None:
 def quality_with_norm(cues: QualityCues | np.ndarray, norm: float) -> float:
     """The calibrated quality of a face from its cues and :data:`NORM_MEMBER`'s descriptor length."""
     x = cues.vector() if isinstance(cues, QualityCues) else np.asarray(cues, np.float64)
-    z = EMBEDDED_INTERCEPT + float(np.dot(x, _EMBEDDED_WEIGHTS[:-1])) + _EMBEDDED_WEIGHTS[-1] * math.log(max(norm, 1e-6))
-    return float(1.0 / (1.0 + math.exp(-min(max(z, -50.0), 50.0))))
+    return _sigmoid(EMBEDDED_INTERCEPT + float(np.dot(np.append(x, math.log(max(norm, 1e-6))), _EMBEDDED_WEIGHTS)))
 
 
 def reassess(image: np.ndarray, detections: Sequence[Detection], norms: np.ndarray) -> list[Detection]:
