@@ -122,9 +122,15 @@ class FacePipeline:
             for k, v in sorted(vars(getattr(det, "inner", det)).items())  # an UprightSearch: its detector's
             if not k.startswith("_") and _plain(v)
         }
+        search = {  # an UprightSearch's own settings: when and where turns are searched
+            k: v
+            for k, v in sorted(vars(det).items())
+            if hasattr(det, "inner") and k != "name" and not k.startswith("_") and _plain(v)
+        }
         return {
             "detector": det.name,
             "detector_params": det_params,
+            **({"search": search} if search else {}),
             "model": self.spec.name,
             "weights": str(self.embedder.weights or ""),
             "landmarks": self.landmarks,
