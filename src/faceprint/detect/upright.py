@@ -85,26 +85,44 @@ class UprightSearch:
 
     def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:
         results = self.inner.detect_batch(images)
-        for i, (image, dets) in enumerate(zip(images, results)):
-            top = _top(dets)
-            if dets and top >= self.min_score:
+        for i, image in enumerate(images):
+            dets = results[i]
+            if dets and _top(dets) >= self.min_score:
                 continue
-            window = _window(max(dets, key=lambda d: d.score).box, image.shape) if dets else None
-            x0, y0, x1, y1 = window or (0, 0, image.shape[1], image.shape[0])
-            region = image[y0:y1, x0:x1]
-            # A crop is also searched as it is: a detector that shrinks large frames saw the face
-            # at a fraction of its pixels, and finds it again better placed (and more confident
-            # than any turn) at full resolution.
-            ks = (0, 1, 2, 3) if window is not None else (1, 2, 3)
-            turns = [(k, self.inner.detect(np.ascontiguousarray(np.rot90(region, k)))) for k in ks]
-            k, best = max(turns, key=lambda t: _top(t[1]))
-            if _top(best) <= top:
-                continue
-            found = [_shift(_unturn(d, region.shape, k), x0, y0) for d in best]
-            if window is not None:  # the doubtful faces elsewhere in the frame stay as they were
-                found += [d for d in dets if not (x0 <= d.center[0] < x1 and y0 <= d.center[1] < y1)]
-            results[i] = sorted(found, key=lambda d: -d.score)
+            window = self._doubted(dets, image.shape)
+            if window is None:  # nothing found, or a photo the square would mostly cover
+                dets = self._search(image, dets, None)
+                window = self._doubted(dets, image.shape)  # a large frame's face found turned
+            if window is not None:
+                dets = self._search(image, dets, window)
+            results[i] = dets
         return results
+
+    def _doubted(self, dets: Sequence[Detection], shape: tuple[int, ...]) -> tuple[int, int, int, int] | None:
+        """The square to search around the best of ``dets`` when it is doubtful (else None)."""
+        if not dets or _top(dets) >= self.min_score:
+            return None
+        return _window(max(dets, key=lambda d: d.score).box, shape)
+
+    def _search(
+        self, image: np.ndarray, dets: list[Detection], window: tuple[int, int, int, int] | None
+    ) -> list[Detection]:
+        """``dets`` with the faces in ``window`` (None: the whole image) replaced by the best
+        turn's, when that scores higher; best first."""
+        x0, y0, x1, y1 = window or (0, 0, image.shape[1], image.shape[0])
+        region = image[y0:y1, x0:x1]
+        # A crop is also searched as it is: a detector that shrinks large frames saw the face at a
+        # fraction of its pixels, and finds it again better placed (and more confident than any
+        # turn) at full resolution.
+        ks = (0, 1, 2, 3) if window is not None else (1, 2, 3)
+        turns = [(k, self.inner.detect(np.ascontiguousarray(np.rot90(region, k)))) for k in ks]
+        k, best = max(turns, key=lambda t: _top(t[1]))
+        if _top(best) <= _top(dets):
+            return dets
+        found = [_shift(_unturn(d, region.shape, k), x0, y0) for d in best]
+        if window is not None:  # the doubtful faces elsewhere in the frame stay as they were
+            found += [d for d in dets if not (x0 <= d.center[0] < x1 and y0 <= d.center[1] < y1)]
+        return sorted(found, key=lambda d: -d.score)
 
 
 def _window(box: tuple[float, float, float, float], shape: tuple[int, ...]) -> tuple[int, int, int, int] | None:
