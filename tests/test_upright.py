@@ -92,3 +92,17 @@ def test_search_settings_are_in_the_pipeline_settings() -> None:
     s = FacePipeline(detector="yunet-upright").settings()
     assert s["search"] == {"crop_sides": 3.0, "min_score": 0.9}
     assert "search" not in FacePipeline(detector="yunet").settings()
+
+
+def test_crop_sides_none_searches_the_whole_frame(data_dir: Path) -> None:
+    """``crop_sides=None``: the earlier search, the whole frame turned three times; bad values fail."""
+    from faceprint.degrade import small_face
+    from faceprint.detect.upright import UprightSearch
+
+    photo = load_image(data_dir / "lfw" / "lfw-deepfunneled" / "Aaron_Guiel" / "Aaron_Guiel_0001.jpg")
+    frame = small_face(photo, rng=0)
+    spy = _Spy(get_detector("yunet"))
+    UprightSearch(spy, crop_sides=None).detect(frame)
+    assert sorted(spy.shapes[1:]) == sorted([(1920, 1080), (1080, 1920), (1920, 1080)])
+    with pytest.raises(ValueError, match="crop_sides"):
+        UprightSearch(spy, crop_sides=0.5)

@@ -72,13 +72,20 @@ class UprightSearch:
     are searched again at 90/180/270 degrees.
 
     min_score: None: the detector's entry in :data:`SEARCH_BELOW` (else only faceless images).
+    crop_sides: the side of the square searched around a doubtful face, in box sides (None: the
+        whole image, turned only, as before this square was searched).
     """
 
-    def __init__(self, inner: Any, min_score: float | None = None) -> None:
+    def __init__(
+        self, inner: Any, min_score: float | None = None, crop_sides: float | None = CROP_SIDES
+    ) -> None:
+        if crop_sides is not None and not crop_sides >= 1.0:
+            raise ValueError(f"crop_sides must be None or at least 1 (box sides), got {crop_sides!r}")
         self.inner = inner
         self.name = f"{inner.name}-upright"
         self.min_score = SEARCH_BELOW.get(inner.name, -np.inf) if min_score is None else float(min_score)
-        self.crop_sides = CROP_SIDES  # public: FacePipeline.settings() records it (cache keys)
+        # public: FacePipeline.settings() records it (cache keys)
+        self.crop_sides = None if crop_sides is None else float(crop_sides)
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         return self.detect_batch([image])[0]
@@ -100,9 +107,9 @@ class UprightSearch:
 
     def _doubted(self, dets: Sequence[Detection], shape: tuple[int, ...]) -> tuple[int, int, int, int] | None:
         """The square to search around the best of ``dets`` when it is doubtful (else None)."""
-        if not dets or _top(dets) >= self.min_score:
+        if not dets or _top(dets) >= self.min_score or self.crop_sides is None:
             return None
-        return _window(max(dets, key=lambda d: d.score).box, shape)
+        return _window(max(dets, key=lambda d: d.score).box, shape, self.crop_sides)
 
     def _search(
         self, image: np.ndarray, dets: list[Detection], window: tuple[int, int, int, int] | None
@@ -125,12 +132,14 @@ class UprightSearch:
         return sorted(found, key=lambda d: -d.score)
 
 
-def _window(box: tuple[float, float, float, float], shape: tuple[int, ...]) -> tuple[int, int, int, int] | None:
-    """The (x0, y0, x1, y1) px square of :data:`CROP_SIDES` box sides around ``box``, clipped to
-    an image of ``shape``; None where it covers :data:`_WHOLE_ABOVE` of the image or more."""
+def _window(
+    box: tuple[float, float, float, float], shape: tuple[int, ...], sides: float
+) -> tuple[int, int, int, int] | None:
+    """The (x0, y0, x1, y1) px square of ``sides`` box sides around ``box``, clipped to an image
+    of ``shape``; None where it covers :data:`_WHOLE_ABOVE` of the image or more."""
     h, w = shape[:2]
     left, top, right, bottom = box
-    half = CROP_SIDES * max(right - left, bottom - top) / 2
+    half = sides * max(right - left, bottom - top) / 2
     cx, cy = (left + right) / 2, (top + bottom) / 2
     x0, y0 = max(0, int(np.floor(cx - half))), max(0, int(np.floor(cy - half)))
     x1, y1 = min(w, int(np.ceil(cx + half))), min(h, int(np.ceil(cy + half)))
