@@ -11,7 +11,11 @@ photos or more (the first photo of each the probe, the second enrolled):
    the per-photo mean over ``--repeats`` alternating runs; and the same on photos without a face,
    where the search does run (its price);
 2. faces found and people identified (the enrolled person named, at the model's threshold and the
-   default quality floor) on the probes as they are and turned by 90, 180 and 270 degrees.
+   default quality floor) on the probes as they are and turned by 90, 180 and 270 degrees;
+3. the same, and the per-photo time, on the probes as a 64 px face in a 1920 x 1080 frame
+   (``faceprint.degrade.small_face``, seeded per probe), upright and turned by 90 and 180 degrees,
+   for three pipelines: the default (a doubtful face searched again in a square around it, upright
+   and turned, at full size), the earlier whole-frame search (``crop_sides=None``) and no search.
 
 Prints a Markdown table; saves JSON under benchmarks/results/.
 """
@@ -27,6 +31,8 @@ from common import data_root, save, table
 
 from faceprint import FacePipeline, load_image, select_face
 from faceprint.decide import identify_embeddings, quality_floor
+from faceprint.degrade import small_face
+from faceprint.detect.upright import UprightSearch
 
 
 def people_with_two(n: int) -> list[tuple[str, list]]:
@@ -79,29 +85,49 @@ def main() -> None:
     for k in names:
         m, s = statistics.mean(times[k]), statistics.stdev(times[k]) if len(times[k]) > 1 else 0.0
         result["timing_ms"][k] = {"upright_mean": m, "upright_std": s, "runs": times[k], "no_face": empty_ms[k]}
+
+    def found_identified(pipe: FacePipeline, images: list[np.ndarray]) -> dict[str, object]:
+        found = identified = 0
+        qualities = []
+        for (name, _), image in zip(people, images):
+            faces = pipe.faces_batch([image])[0]
+            if not faces:
+                continue
+            found += 1
+            face = faces[select_face([f.detection for f in faces], image.shape, "center")]
+            qualities.append(face.detection.quality)
+            ranked = identify_embeddings(face.embedding.vector[None], known, pipe.spec.threshold, pipe.spec.metric)[0]
+            identified += quality_floor(ranked, face.detection.quality, pipe.min_quality)[0].identity == name
+        return {"found": found, "identified": identified, "n": len(people),
+                "median_quality": float(np.median(qualities)) if qualities else None}  # fmt: skip
+
+    def row(label: str, k: str, r: dict, *extra: str) -> list[str]:
+        q = r["median_quality"]
+        return [label, k, f"{r['found']}/{r['n']}", f"{r['identified']}/{r['n']}", "-" if q is None else f"{q:.3f}", *extra]
+
     for turn in (0, 1, 2, 3):
         turned = [np.ascontiguousarray(np.rot90(x, turn)) for x in probes]
         for k, pipe in names.items():
-            found = identified = 0
-            qualities = []
-            for (name, _), image in zip(people, turned):
-                faces = pipe.faces_batch([image])[0]
-                if not faces:
-                    continue
-                found += 1
-                face = faces[select_face([f.detection for f in faces], image.shape, "center")]
-                qualities.append(face.detection.quality)
-                vec = face.embedding.vector[None]
-                ranked = identify_embeddings(vec, known, pipe.spec.threshold, pipe.spec.metric)[0]
-                decision = quality_floor(ranked, face.detection.quality, pipe.min_quality)[0]
-                identified += decision.identity == name
-            n = len(people)
-            result["rotations"].setdefault(str(90 * turn), {})[k] = {
-                "found": found, "identified": identified, "n": n, "median_quality": float(np.median(qualities)) if qualities else None,
-            }
-            rows.append([f"{90 * turn}°", k, f"{found}/{n}", f"{identified}/{n}",
-                         f"{np.median(qualities):.3f}" if qualities else "-"])
+            r = result["rotations"].setdefault(str(90 * turn), {})[k] = found_identified(pipe, turned)
+            rows.append(row(f"{90 * turn}°", k, r))
     print(table(["photo turned", "pipeline", "faces found", "identified", "median quality"], rows))
+
+    # 3. a small face in a large frame: where YuNet, shrinking the frame, doubts the face
+    whole = FacePipeline(detector=UprightSearch(plain.detector, crop_sides=None))
+    whole.embedder = default.embedder
+    frames = [small_face(x, rng=i) for i, x in enumerate(probes)]
+    small_rows, result["small_face"] = [], {}
+    for turn in (0, 1, 2):
+        turned = [np.ascontiguousarray(np.rot90(x, turn)) for x in frames]
+        for k, pipe in {"default (search)": default, "whole-frame search": whole, "no search": plain}.items():
+            t = time.perf_counter()
+            r = found_identified(pipe, turned)
+            r["ms_per_photo"] = 1000 * (time.perf_counter() - t) / len(turned)  # detect + embed + identify
+            result["small_face"].setdefault(str(90 * turn), {})[k] = r
+            small_rows.append(row(f"{90 * turn}°", k, r, f"{r['ms_per_photo']:.0f}"))
+    print()
+    print("64 px face in a 1920 x 1080 frame:")
+    print(table(["photo turned", "pipeline", "faces found", "identified", "median quality", "ms/photo"], small_rows))
     print()
     print(table(["pipeline", "ms/photo upright (mean ± std over runs)", "ms/photo without a face"], [
         [k, f"{v['upright_mean']:.1f} ± {v['upright_std']:.1f}", f"{v['no_face']:.1f}"] for k, v in result["timing_ms"].items()
