@@ -1,6 +1,6 @@
 """Turned photos by default: the default pipeline's rotation search, its cost and what it finds.
 
-    nice .venv/bin/python benchmarks/bench_rotation.py [--n 200] [--repeats 3]
+    nice .venv/bin/python benchmarks/bench_rotation.py [--n 200] [--repeats 3] [--small 100]
 
 The default pipeline runs the model's detector as "<name>-upright": photos where it finds no face
 are searched again turned by 90, 180 and 270 degrees. This measures, on ``--n`` LFW people with two
@@ -13,7 +13,7 @@ photos or more (the first photo of each the probe, the second enrolled):
 2. faces found and people identified (the enrolled person named, at the model's threshold and the
    default quality floor) on the probes as they are and turned by 90, 180 and 270 degrees;
 3. the same, and the per-photo time, on the probes as a 64 px face in a 1920 x 1080 frame
-   (``faceprint.degrade.small_face``, seeded per probe), upright and turned by 90 and 180 degrees,
+   (``faceprint.degrade.small_face``, seeded per probe; the first ``--small``), upright and turned by 90 and 180 degrees,
    for three pipelines: the default (a doubtful face searched again in a square around it, upright
    and turned, at full size), the earlier whole-frame search (``crop_sides=None``) and no search.
 
@@ -58,6 +58,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--small", type=int, default=100, help="probes made into large frames (part 3; the whole-frame search costs ~1.5 s each)")
     args = ap.parse_args()
     people = people_with_two(args.n)
     probes = [load_image(photos[0]) for _, photos in people]
@@ -98,7 +99,7 @@ def main() -> None:
             qualities.append(face.detection.quality)
             ranked = identify_embeddings(face.embedding.vector[None], known, pipe.spec.threshold, pipe.spec.metric)[0]
             identified += quality_floor(ranked, face.detection.quality, pipe.min_quality)[0].identity == name
-        return {"found": found, "identified": identified, "n": len(people),
+        return {"found": found, "identified": identified, "n": len(images),
                 "median_quality": float(np.median(qualities)) if qualities else None}  # fmt: skip
 
     def row(label: str, k: str, r: dict, *extra: str) -> list[str]:
@@ -115,7 +116,7 @@ def main() -> None:
     # 3. a small face in a large frame: where YuNet, shrinking the frame, doubts the face
     whole = FacePipeline(detector=UprightSearch(plain.detector, crop_sides=None))
     whole.embedder = default.embedder
-    frames = [small_face(x, rng=i) for i, x in enumerate(probes)]
+    frames = [small_face(x, rng=i) for i, x in enumerate(probes[: args.small])]
     small_rows, result["small_face"] = [], {}
     for turn in (0, 1, 2):
         turned = [np.ascontiguousarray(np.rot90(x, turn)) for x in frames]
