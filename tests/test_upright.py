@@ -106,3 +106,22 @@ def test_crop_sides_none_searches_the_whole_frame(data_dir: Path) -> None:
     assert sorted(spy.shapes[1:]) == sorted([(1920, 1080), (1080, 1920), (1920, 1080)])
     with pytest.raises(ValueError, match="crop_sides"):
         UprightSearch(spy, crop_sides=0.5)
+
+
+def test_small_photo_is_searched_whole_not_around_a_part_of_the_face(data_dir: Path) -> None:
+    """LFW photo turned sideways: YuNet's doubtful "face" is a part of the real one; a square
+    around it would cut the face off, so a photo this small is searched whole, and the face found
+    is the upright photo's."""
+    from faceprint.detect.upright import UprightSearch, _window
+
+    image = load_image(data_dir / "lfw" / "lfw-deepfunneled" / "Amram_Mitzna" / "Amram_Mitzna_0002.jpg")
+    turned = np.ascontiguousarray(np.rot90(image, 1))
+    spy = _Spy(get_detector("yunet"))
+    [first] = spy.inner.detect(turned)[:1]  # type: ignore[attr-defined]
+    assert first.score < 0.9 and _window(first.box, turned.shape, 3.0) is not None  # a small doubtful box
+    UprightSearch(spy).detect(turned)
+    assert spy.shapes[1:] == [(250, 250)] * 3  # whole photo, three turns
+    pipe = FacePipeline()
+    a = pipe.faces(image)[0].embedding.vector
+    b = pipe.faces(turned)[0].embedding.vector
+    assert np.linalg.norm(a - b) < 0.25
