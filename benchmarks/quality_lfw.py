@@ -15,7 +15,7 @@ of a working day; the ``small`` condition also runs the fallback detector on 192
 for the few faces YuNet misses (~9 s each).
 
 Writes benchmarks/results/quality-lfw[-limitN][-Kcond]-<machine>.json (the summary) and a folder of
-the same name with report.md, quality.png, quality.json and pairs.npz (per pair and condition:
+the same name with report.md, quality.png, quality.json and pairs.npz (not committed; per pair and condition:
 distance, issame, fold, quality of both faces, how each was found: for error-versus-discard curves).
 """
 
